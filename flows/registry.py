@@ -1,0 +1,20 @@
+"""Every flow of dutyflow by its deployment name (= `dutyflow run` name)."""
+from __future__ import annotations
+
+
+def flows() -> dict:
+    from flows import incident, watchdog
+
+    return {
+        "report-incident": incident.report_incident,
+        "update-incident": incident.update_incident,
+        "submit-incident-summary": incident.submit_incident_summary,
+        "sweep-deadlines": watchdog.sweep_deadlines,
+    }
+
+
+def request_model(flow) -> type:
+    """The pydantic model of a flow's single ``request`` parameter."""
+    import typing
+
+    return typing.get_type_hints(flow.fn)["request"]

@@ -1,0 +1,93 @@
+"""Cases and their obligations: the rows every process shares.
+
+A case is one instance of a process (incident, rectification, accountability,
+assessment). An obligation is a deadline someone must meet; the sweep finds the ones
+whose ``next_action_at`` has come (indexed, so its cost follows what is due).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, Index, UniqueConstraint, text
+from sqlalchemy.orm import declared_attr
+from sqlmodel import Field, Session, SQLModel
+
+from models.db import JSONDict, JSONList, UTCDateTime
+
+
+def _dt(nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class Case(SQLModel, table=True):
+    __tablename__ = "case"
+    __table_args__ = (Index("ix_case_kind_state", "kind", "state"),)
+    id: str = Field(primary_key=True)
+    kind: str
+    state: str
+    unit: str = Field(foreign_key="org_unit.code", index=True)
+    title: str = ""
+    classified: bool = False
+    proposed_from: str | None = Field(default=None, foreign_key="case.id")
+    data: dict = Field(default_factory=dict, sa_column=Column(JSONDict, nullable=False))
+    warnings: list = Field(default_factory=list, sa_column=Column(JSONList, nullable=False))
+    created_at: datetime = _dt(nullable=False)
+    updated_at: datetime = _dt(nullable=False)
+    version_id: int = Field(default=1)
+
+    @declared_attr
+    def __mapper_args__(cls):  # optimistic locking (LIBRARIES.md: the string form fails)
+        return {"version_id_col": cls.__table__.c.version_id}
+
+
+class ObligationStatus:
+    open = "open"
+    met = "met"
+    missed = "missed"
+    waived = "waived"
+
+
+class Obligation(SQLModel, table=True):
+    __tablename__ = "obligation"
+    __table_args__ = (Index("ix_obligation_case_kind", "case_id", "kind"),)
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: str = Field(foreign_key="case.id")
+    unit: str = Field(foreign_key="org_unit.code", index=True)
+    kind: str
+    role: str = ""  # who must act: a post role at ``unit`` (or "office", "issuer")
+    status: str = ObligationStatus.open
+    step: int = 0  # escalation ladder steps taken
+    due_at: datetime = _dt(nullable=False)
+    next_action_at: datetime | None = _dt(index=True)
+    met_at: datetime | None = _dt()
+    calendar_unconfirmed: bool = False
+    data: dict = Field(default_factory=dict, sa_column=Column(JSONDict, nullable=False))
+    version_id: int = Field(default=1)
+
+    @declared_attr
+    def __mapper_args__(cls):
+        return {"version_id_col": cls.__table__.c.version_id}
+
+
+class Counter(SQLModel, table=True):
+    """Gapless sequences (case ids, 发文字号): incremented inside the caller's transaction."""
+
+    __tablename__ = "counter"
+    __table_args__ = (UniqueConstraint("name", "year"),)
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    year: int
+    value: int = 0
+
+
+def next_number(s: Session, name: str, year: int) -> int:
+    """Next number of the (name, year) sequence; a rollback gives the number back."""
+    s.execute(
+        text("INSERT INTO counter (name, year, value) VALUES (:n, :y, 0) ON CONFLICT (name, year) DO NOTHING"),
+        {"n": name, "y": year},
+    )
+    return s.execute(
+        text("UPDATE counter SET value = value + 1 WHERE name = :n AND year = :y RETURNING value"),
+        {"n": name, "y": year},
+    ).scalar_one()

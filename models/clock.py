@@ -1,0 +1,81 @@
+"""The one clock of dutyflow.
+
+All code reads the time from :func:`now`. ``DUTYFLOW_NOW`` (ISO-8601 with offset) pins
+it for drills (应急演练) and tests. Times are stored in UTC and shown in Asia/Shanghai.
+"""
+from __future__ import annotations
+
+import os
+from datetime import date, datetime, timezone
+from zoneinfo import ZoneInfo
+
+from models.errors import DomainError
+
+TZ = ZoneInfo("Asia/Shanghai")
+UTC = timezone.utc
+
+
+def parse_time(value: str | datetime, field: str = "time") -> datetime:
+    """Parse ISO-8601; a time without offset is read as Beijing time. Returns UTC."""
+    if isinstance(value, datetime):
+        dt = value
+    else:
+        try:
+            dt = datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            raise DomainError(
+                f"'{value}' 不是 ISO-8601 时间（例如 2026-11-28T09:30:00+08:00）", field
+            ) from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=TZ)
+    return dt.astimezone(UTC)
+
+
+def pinned() -> str | None:
+    """The pinned clock value, or None when the clock is real."""
+    return os.environ.get("DUTYFLOW_NOW") or None
+
+
+def now() -> datetime:
+    """Current time, timezone-aware UTC (pinned by ``DUTYFLOW_NOW``)."""
+    value = pinned()
+    if value:
+        return parse_time(value, "DUTYFLOW_NOW")
+    return datetime.now(UTC)
+
+
+def today_local() -> date:
+    return local(now()).date()
+
+
+def local(dt: datetime) -> datetime:
+    """A stored time shown in Asia/Shanghai."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(TZ)
+
+
+def iso(dt: datetime | None) -> str | None:
+    """ISO-8601 in Asia/Shanghai (``…+08:00``), seconds precision."""
+    if dt is None:
+        return None
+    return local(dt).replace(microsecond=0).isoformat()
+
+
+def beijing(dt: datetime) -> str:
+    """Human form for messages: ``2026年11月28日 09:30（北京时间）``."""
+    d = local(dt)
+    return f"{d.year}年{d.month}月{d.day}日 {d:%H:%M}（北京时间）"
+
+
+def cn_date(d: date | datetime) -> str:
+    """成文日期 form of GB/T 9704: Arabic numerals, no leading zeros."""
+    if isinstance(d, datetime):
+        d = local(d).date()
+    return f"{d.year}年{d.month}月{d.day}日"
+
+
+def pinned_note() -> str:
+    """Said by every notice and log line while the clock is pinned."""
+    value = pinned()
+    return f"【演练时钟：DUTYFLOW_NOW={value}】" if value else ""

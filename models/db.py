@@ -1,0 +1,116 @@
+"""The domain database: engine, sessions and column types.
+
+SQLite file under ``DUTYFLOW_HOME`` by default; any SQLAlchemy URL through
+``DUTYFLOW_DATABASE_URL`` (``postgresql+psycopg://…`` in production).
+"""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import JSON, DateTime, event
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.mutable import MutableDict, MutableList
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Session, create_engine
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def home() -> Path:
+    """``DUTYFLOW_HOME`` (default ``./.dutyflow``), created on first use."""
+    path = Path(os.environ.get("DUTYFLOW_HOME", ".dutyflow")).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def database_url() -> str:
+    return os.environ.get("DUTYFLOW_DATABASE_URL") or f"sqlite:///{home() / 'dutyflow.db'}"
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware datetimes stored in UTC; SQLite's naive values normalised on read."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} refused: store aware UTC times")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+_json = JSON().with_variant(JSONB(), "postgresql")
+JSONDict = MutableDict.as_mutable(_json)
+JSONList = MutableList.as_mutable(_json)
+
+_engines: dict[str, Engine] = {}
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    """Serialise writers: every transaction starts with BEGIN IMMEDIATE (no upgrade deadlocks)."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+        cur = dbapi_connection.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def engine(url: str | None = None) -> Engine:
+    """One engine per database URL (tests switch ``DUTYFLOW_DATABASE_URL`` freely)."""
+    url = url or database_url()
+    if url not in _engines:
+        if url.startswith("sqlite"):
+            eng = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+            _sqlite_setup(eng)
+        else:
+            eng = create_engine(url, pool_pre_ping=True)
+        _engines[url] = eng
+    return _engines[url]
+
+
+def dispose_all() -> None:
+    for eng in _engines.values():
+        eng.dispose()
+    _engines.clear()
+
+
+@contextmanager
+def session() -> Iterator[Session]:
+    """A session whose transaction commits on success and rolls back on any error."""
+    with Session(engine(), expire_on_commit=False) as s:
+        try:
+            yield s
+            s.commit()
+        except BaseException:
+            s.rollback()
+            raise
+
+
+def utc(dt: datetime | None) -> datetime | None:
+    if dt is None:
+        return None
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)

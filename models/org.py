@@ -1,0 +1,233 @@
+"""Organisation registry (SPEC §2): units, persons and posts with their history.
+
+Tracing uses who held each post on the date of the facts, so a post is never
+overwritten: a new holder of a single-holder role closes the old post's ``valid_to``.
+"""
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import Column, Index, or_
+from sqlmodel import Field, Session, SQLModel, select
+
+from models.db import JSONList
+from models.errors import DomainError
+from models.labels import LabeledEnum
+
+
+class UnitKind(LabeledEnum):
+    district = "区"
+    street = "街道"
+    community = "社区"
+    department = "科室/部门"
+
+
+class Role(LabeledEnum):
+    principal = "主要负责人（第一责任人）"
+    cyber_lead = "主管网络安全的领导班子成员（直接责任人）"
+    cyber_officer = "网络安全负责人"
+    liaison = "网络安全联络员"
+    office = "网信办工作人员"
+    discipline = "纪工委工作人员"
+    member = "领导班子其他成员"
+
+
+# Roles held by one person at a time in a unit: a new holder closes the old post.
+SINGLE_HOLDER_ROLES = {"principal", "cyber_lead", "cyber_officer"}
+
+
+class OrgUnit(SQLModel, table=True):
+    __tablename__ = "org_unit"
+    code: str = Field(primary_key=True)
+    name: str
+    kind: str
+    parent: str | None = Field(default=None, foreign_key="org_unit.code")
+    supervisor: str | None = Field(default=None, foreign_key="org_unit.code")
+    doc_prefix: str | None = None
+
+
+class Person(SQLModel, table=True):
+    __tablename__ = "person"
+    id: str = Field(primary_key=True)
+    name: str
+    channels: list[str] = Field(default_factory=list, sa_column=Column(JSONList, nullable=False))
+    active: bool = True
+
+
+class Post(SQLModel, table=True):
+    __tablename__ = "post"
+    __table_args__ = (Index("ix_post_unit_role", "unit", "role"),)
+    id: int | None = Field(default=None, primary_key=True)
+    unit: str = Field(foreign_key="org_unit.code")
+    person: str = Field(foreign_key="person.id", index=True)
+    role: str
+    valid_from: date
+    valid_to: date | None = None
+
+
+def get_unit(s: Session, code: str, field: str = "unit") -> OrgUnit:
+    unit = s.get(OrgUnit, code) if code else None
+    if unit is None:
+        known = ", ".join(s.exec(select(OrgUnit.code).order_by(OrgUnit.code).limit(20)).all())
+        raise DomainError(f"未知单位 '{code}'（已登记：{known}…）", field)
+    return unit
+
+
+def get_person(s: Session, pid: str, field: str = "person") -> Person:
+    person = s.get(Person, pid) if pid else None
+    if person is None:
+        raise DomainError(f"未知人员 '{pid}'", field)
+    return person
+
+
+def _valid_on(on: date):
+    return (Post.valid_from <= on) & or_(Post.valid_to.is_(None), Post.valid_to >= on)
+
+
+def holders(s: Session, unit: str, role: str, on: date) -> list[str]:
+    """Person ids holding ``role`` at ``unit`` on ``on`` (post history, not today's)."""
+    rows = s.exec(
+        select(Post.person).where(Post.unit == unit, Post.role == role, _valid_on(on)).order_by(Post.id)
+    ).all()
+    return list(dict.fromkeys(rows))
+
+
+def posts_of(s: Session, person: str, on: date) -> list[Post]:
+    return list(s.exec(select(Post).where(Post.person == person, _valid_on(on))).all())
+
+
+def ancestors(s: Session, code: str) -> list[OrgUnit]:
+    """The unit and its territorial parents, nearest first."""
+    out, seen = [], set()
+    while code and code not in seen:
+        seen.add(code)
+        unit = s.get(OrgUnit, code)
+        if unit is None:
+            break
+        out.append(unit)
+        code = unit.parent
+    return out
+
+
+def office_unit(s: Session, code: str, on: date) -> OrgUnit | None:
+    """The 网信办 serving ``code``: the nearest unit up the territorial line (itself or a
+    child of an ancestor) where someone holds the ``office`` role."""
+    for anc in ancestors(s, code):
+        candidates = [anc] + list(
+            s.exec(select(OrgUnit).where(OrgUnit.parent == anc.code).order_by(OrgUnit.code)).all()
+        )
+        for unit in candidates:
+            if holders(s, unit.code, "office", on):
+                return unit
+    return None
+
+
+# ---------------------------------------------------------------- org file
+
+
+def _line_of(raw: str, needle: str) -> int | None:
+    for n, line in enumerate(raw.splitlines(), 1):
+        if needle in line:
+            return n
+    return None
+
+
+def load_org(s: Session, data: dict[str, Any], raw: str = "") -> dict[str, int]:
+    """Upsert units, persons and posts from an org file; refuse the whole file on any error."""
+    import datetime as _dt
+
+    def refuse(msg: str, needle: str) -> None:
+        line = _line_of(raw, needle) if raw else None
+        raise DomainError(f"{msg}" + (f"（第 {line} 行）" if line else ""), "org file")
+
+    units = data.get("units") or []
+    persons = data.get("persons") or []
+    posts = data.get("posts") or []
+    unit_codes = {u.get("code") for u in units} | set(s.exec(select(OrgUnit.code)).all())
+    person_ids = {p.get("id") for p in persons} | set(s.exec(select(Person.id)).all())
+    kinds = set(UnitKind.ids())
+    for u in units:
+        if not u.get("code") or not u.get("name"):
+            refuse(f"单位缺少 code 或 name：{u}", str(u.get("code") or u.get("name")))
+        if u.get("kind") not in kinds:
+            refuse(f"单位 {u['code']} 的 kind '{u.get('kind')}' 无效（允许：{', '.join(sorted(kinds))}）", f"{u['code']}")
+        for ref in ("parent", "supervisor"):
+            if u.get(ref) and u[ref] not in unit_codes:
+                refuse(f"单位 {u['code']} 的 {ref} 指向未知单位 '{u[ref]}'", f"{ref}: {u[ref]}")
+    for p in persons:
+        if not p.get("id") or not p.get("name"):
+            refuse(f"人员缺少 id 或 name：{p}", str(p.get("id") or p.get("name")))
+    roles = set(Role.ids())
+    parsed_posts = []
+    for p in posts:
+        needle = f"person: {p.get('person')}"
+        if p.get("unit") not in unit_codes:
+            refuse(f"岗位指向未知单位 '{p.get('unit')}'", f"unit: {p.get('unit')}")
+        if p.get("person") not in person_ids:
+            refuse(f"岗位指向未知人员 '{p.get('person')}'", needle)
+        if p.get("role") not in roles:
+            refuse(f"未知岗位角色 '{p.get('role')}'（允许：{', '.join(Role.ids())}）", f"role: {p.get('role')}")
+        try:
+            vf = _dt.date.fromisoformat(str(p.get("valid_from")))
+            vt = _dt.date.fromisoformat(str(p["valid_to"])) if p.get("valid_to") else None
+        except ValueError:
+            refuse(f"岗位日期无效：{p}", needle)
+        parsed_posts.append((p["unit"], p["person"], p["role"], vf, vt))
+
+    # Units: insert parents first (two passes keep foreign keys valid).
+    for u in units:
+        row = s.get(OrgUnit, u["code"]) or OrgUnit(code=u["code"], name=u["name"], kind=u["kind"])
+        row.name, row.kind, row.doc_prefix = u["name"], u["kind"], u.get("doc_prefix")
+        s.add(row)
+    s.flush()
+    for u in units:
+        row = s.get(OrgUnit, u["code"])
+        row.parent, row.supervisor = u.get("parent"), u.get("supervisor")
+    for p in persons:
+        row = s.get(Person, p["id"]) or Person(id=p["id"], name=p["name"])
+        row.name = p["name"]
+        row.channels = list(p.get("channels") or [])
+        row.active = bool(p.get("active", True))
+        s.add(row)
+    s.flush()
+    added = 0
+    for unit, person, role, vf, vt in sorted(parsed_posts, key=lambda t: t[3]):
+        existing = s.exec(
+            select(Post).where(Post.unit == unit, Post.person == person, Post.role == role, Post.valid_from == vf)
+        ).first()
+        if existing:
+            if vt is not None:
+                existing.valid_to = vt
+            continue
+        if role in SINGLE_HOLDER_ROLES:
+            for old in s.exec(
+                select(Post).where(Post.unit == unit, Post.role == role, Post.person != person,
+                                   Post.valid_from < vf, or_(Post.valid_to.is_(None), Post.valid_to >= vf))
+            ).all():
+                old.valid_to = vf - timedelta(days=1)
+        s.add(Post(unit=unit, person=person, role=role, valid_from=vf, valid_to=vt))
+        added += 1
+    s.flush()
+    return {"units": len(units), "persons": len(persons), "posts_added": added}
+
+
+def dump_org(s: Session) -> dict[str, Any]:
+    """The org registry in the org-file shape (``dutyflow org show --json``)."""
+    return {
+        "units": [
+            {"code": u.code, "name": u.name, "kind": u.kind, "parent": u.parent,
+             "supervisor": u.supervisor, "doc_prefix": u.doc_prefix}
+            for u in s.exec(select(OrgUnit).order_by(OrgUnit.code)).all()
+        ],
+        "persons": [
+            {"id": p.id, "name": p.name, "channels": list(p.channels), "active": p.active}
+            for p in s.exec(select(Person).order_by(Person.id)).all()
+        ],
+        "posts": [
+            {"unit": p.unit, "person": p.person, "role": p.role,
+             "valid_from": p.valid_from.isoformat(),
+             "valid_to": p.valid_to.isoformat() if p.valid_to else None}
+            for p in s.exec(select(Post).order_by(Post.unit, Post.role, Post.valid_from)).all()
+        ],
+    }

@@ -1,0 +1,73 @@
+"""Base of every flow's ``request`` model (one pydantic parameter per flow).
+
+Fields carry Chinese titles and descriptions (the Prefect UI form shows them). Optional
+fields have plain defaults (``X | None`` renders as a type toggle in the form); ``null``
+in JSON is accepted and means "not given". Unknown fields are refused.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from models.clock import parse_time
+from models.errors import DomainError
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_enum_values=False, str_strip_whitespace=True)
+
+    actor: str = Field(
+        title="操作人",
+        description="办理人的人员编号（组织名册中的 person id，须有在岗职务）",
+        min_length=1,
+    )
+    effective_at: str = Field(
+        default="",
+        title="生效时间（补录用）",
+        description="ISO-8601 带时区，例如 2026-11-28T09:30:00+08:00；留空为现在；不得晚于现在",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v is not None}
+        return data
+
+    def effective_time(self) -> datetime | None:
+        return parse_time(self.effective_at, "effective_at") if self.effective_at else None
+
+
+def optional_time(value: str, field: str) -> datetime | None:
+    return parse_time(value, field) if value else None
+
+
+def validate_request(model: type[BaseModel], params: Any) -> BaseModel:
+    """Validate raw parameters; a failure becomes one DomainError naming the field."""
+    if isinstance(params, model):
+        return params
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        raise DomainError(*describe(model, exc)) from None
+
+
+def describe(model: type[BaseModel], exc: ValidationError) -> tuple[str, str]:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "request"
+    field_name = str(err["loc"][0]) if err["loc"] else ""
+    info = model.model_fields.get(field_name)
+    title = f"（{info.title}）" if info and info.title else ""
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = f"未知字段；允许的字段：{', '.join(model.model_fields)}"
+    elif err["type"] == "missing":
+        msg = "必填"
+    ann = info.annotation if info else None
+    if isinstance(ann, type) and issubclass(ann, Enum):
+        choices = "、".join(f"{m.name}（{m.value}）" for m in ann)
+        msg = f"无效取值 {err.get('input')!r}；允许：{choices}"
+    return f"{title} {msg}".strip(), loc

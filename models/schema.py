@@ -1,0 +1,38 @@
+"""Schema creation and upgrade: Alembic migrations in ``migrations/`` (``dutyflow init``)."""
+from __future__ import annotations
+
+from alembic import command
+from alembic.config import Config
+
+from models.db import ROOT, database_url, engine
+
+
+def import_all_tables() -> None:
+    """Register every table on ``SQLModel.metadata``."""
+    import models.audit  # noqa: F401
+    import models.calendar  # noqa: F401
+    import models.case  # noqa: F401
+    import models.notice  # noqa: F401
+    import models.org  # noqa: F401
+
+
+def alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", database_url().replace("%", "%%"))
+    return cfg
+
+
+def init_schema(seed: bool = True) -> None:
+    """Create or upgrade the schema, then seed the working-day calendar. Idempotent."""
+    eng = engine()
+    with eng.begin() as conn:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+    if seed:
+        from models.calendar import seed_from_chinese_calendar
+        from models.db import session
+
+        with session() as s:
+            seed_from_chinese_calendar(s)

@@ -1,0 +1,270 @@
+"""State machines as data, and the one generic :func:`transition`.
+
+Each process declares a :class:`Machine`: its states and a table of rules
+``action: (source states) -> target state`` plus the obligation kinds the action meets.
+:func:`transition` applies one action in ONE database transaction: it validates the
+action against the table, checks the actor and the effective time, runs the process's
+effect (which opens obligations and issues notices), meets obligations, moves the state
+with optimistic locking (``version_id``), and appends the hash-chained audit event.
+Any error rolls everything back: a refused action writes nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from sqlalchemy.orm.exc import StaleDataError
+from sqlmodel import Session, select
+
+from models import audit
+from models.case import Case, Obligation, ObligationStatus, next_number
+from models.clock import beijing, local, now
+from models.db import session as db_session
+from models.errors import ConcurrentUpdate, DomainError
+from models.org import get_unit, posts_of
+
+SYSTEM = "system"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row of a transition table."""
+
+    action: str
+    label: str  # Chinese name shown to operators
+    source: tuple[str, ...]  # states the action is allowed in; () = creates the case
+    target: str | None  # None: the state does not change
+    meets: tuple[str, ...] = ()  # obligation kinds this action fulfils
+    system_only: bool = False  # taken by the sweep, not offered to operators
+
+
+@dataclass(frozen=True)
+class Machine:
+    kind: str
+    id_prefix: str
+    states: dict[str, str]  # id -> Chinese label
+    rules: tuple[Rule, ...]
+
+    def rule(self, action: str) -> Rule:
+        for r in self.rules:
+            if r.action == action:
+                return r
+        raise KeyError(f"{self.kind}: no rule for action {action!r}")
+
+    def allowed(self, state: str) -> list[Rule]:
+        return [r for r in self.rules if state in r.source and not r.system_only]
+
+    def state_label(self, state: str) -> str:
+        return f"{state}（{self.states.get(state, state)}）"
+
+    def refuse(self, case: Case, rule: Rule) -> DomainError:
+        allowed = "、".join(f"{r.action}（{r.label}）" for r in self.allowed(case.state)) or "无（已办结）"
+        return DomainError(
+            f"案件 {case.id} 当前状态为 {self.state_label(case.state)}，不能执行 "
+            f"{rule.action}（{rule.label}）；当前允许的操作：{allowed}"
+        )
+
+
+class Skip(Exception):
+    """Raised by an effect when there is nothing to do (e.g. another sweep took the step)."""
+
+
+@dataclass
+class Step:
+    """What an effect sees and may do inside the transaction."""
+
+    s: Session
+    machine: Machine
+    case: Case
+    rule: Rule
+    actor: str
+    effective_at: datetime
+    recorded_at: datetime
+    payload: dict[str, Any] = field(default_factory=dict)
+    notices: list = field(default_factory=list)
+    event_type: str | None = None
+
+    # -- obligations
+    def obligations(self, kind: str | None = None) -> list[Obligation]:
+        q = select(Obligation).where(Obligation.case_id == self.case.id)
+        if kind:
+            q = q.where(Obligation.kind == kind)
+        return list(self.s.exec(q.order_by(Obligation.id)).all())
+
+    def obligation(self, kind: str) -> Obligation | None:
+        rows = self.obligations(kind)
+        return rows[-1] if rows else None
+
+    def open(self, kind: str, deadline, *, role: str = "", unit: str | None = None,
+             data: dict | None = None, next_action_at: datetime | None | bool = True) -> Obligation:
+        """Open an obligation; ``deadline`` is a ``tasks.deadlines.Deadline``."""
+        ob = Obligation(
+            case_id=self.case.id, unit=unit or self.case.unit, kind=kind, role=role,
+            due_at=deadline.due_at, calendar_unconfirmed=deadline.calendar_unconfirmed,
+            next_action_at=deadline.due_at if next_action_at is True else (next_action_at or None),
+            data=data or {},
+        )
+        self.s.add(ob)
+        self.payload.setdefault("opened", []).append(
+            {"kind": kind, "due_at": local(deadline.due_at).isoformat()}
+        )
+        return ob
+
+    def meet(self, ob: Obligation, at: datetime | None = None) -> None:
+        """Fulfil an obligation at ``at``; fulfilled after its due time it stays ``missed`` (late)."""
+        at = at or self.effective_at
+        ob.met_at = at
+        ob.next_action_at = None
+        late = at > ob.due_at
+        if late:
+            ob.status = ObligationStatus.missed
+            ob.data = {**ob.data, "late_minutes": int((at - ob.due_at).total_seconds() // 60)}
+        else:
+            ob.status = ObligationStatus.met
+        self.s.add(ob)
+        self.payload.setdefault("met", []).append({"kind": ob.kind, "late": late})
+
+    def miss(self, ob: Obligation, note: str = "") -> None:
+        ob.status = ObligationStatus.missed
+        ob.data = {**ob.data, "missed_at": local(self.recorded_at).isoformat(), **({"note": note} if note else {})}
+        self.s.add(ob)
+        self.payload.setdefault("missed", []).append(ob.kind)
+
+    def warn(self, message: str) -> None:
+        if message not in self.case.warnings:
+            self.case.warnings.append(message)
+        self.payload.setdefault("warnings", []).append(message)
+
+    # -- notices
+    def notice(self, kind: str, **kwargs):
+        from tasks.notices import issue_notice
+
+        n = issue_notice(self.s, case=self.case, kind=kind, **kwargs)
+        self.notices.append(n)
+        self.payload.setdefault("notices", []).append({"id": n.id, "kind": kind, "doc_number": n.doc_number})
+        return n
+
+
+@dataclass
+class Result:
+    case: Case
+    notices: list
+    event_seq: int
+    skipped: bool = False
+
+    def summary(self) -> dict[str, Any]:
+        return {"case_id": self.case.id, "state": self.case.state,
+                "notices": [n.id for n in self.notices]}
+
+
+def check_actor(s: Session, actor: str, on: datetime, *, system_ok: bool) -> None:
+    if actor == SYSTEM:
+        if system_ok:
+            return
+        raise DomainError("'system' 仅供定时任务使用；请填写操作人的人员编号", "actor")
+    if not actor or not posts_of(s, actor, local(on).date()):
+        raise DomainError(f"操作人 '{actor}' 不是登记在岗的人员（须在组织名册中有有效岗位）", "actor")
+
+
+def check_effective_at(effective_at: datetime, current: datetime) -> None:
+    if effective_at > current + timedelta(seconds=1):
+        raise DomainError(
+            f"生效时间 {beijing(effective_at)} 晚于现在 {beijing(current)}：只能补录过去的时间，不能填写将来的时间",
+            "effective_at",
+        )
+
+
+def transition(
+    machine: Machine,
+    action: str,
+    *,
+    actor: str,
+    case_id: str | None = None,
+    unit: str | None = None,
+    effective_at: datetime | None = None,
+    effect: Callable[[Step], None] | None = None,
+    payload: dict[str, Any] | None = None,
+    flow_run_id: str | None = None,
+    title: str = "",
+    classified: bool = False,
+    allow_system: bool = False,
+    session: Session | None = None,
+) -> Result | None:
+    """Apply ``action`` to a case (or create one when the rule has no source states).
+
+    Returns None when the effect raised :class:`Skip` (nothing was written).
+    """
+    if session is None:
+        try:
+            with db_session() as s:
+                return transition(machine, action, actor=actor, case_id=case_id, unit=unit,
+                                  effective_at=effective_at, effect=effect, payload=payload,
+                                  flow_run_id=flow_run_id, title=title, classified=classified,
+                                  allow_system=allow_system, session=s)
+        except Skip:
+            return None
+    s = session
+    rule = machine.rule(action)
+    recorded = now()
+    eff = effective_at or recorded
+    check_effective_at(eff, recorded)
+    check_actor(s, actor, eff, system_ok=rule.system_only or allow_system)
+    if rule.source:
+        case = s.get(Case, case_id) if case_id else None
+        if case is None or case.kind != machine.kind:
+            raise DomainError(f"未找到{_kind_label(machine)}案件 '{case_id}'", "case_id")
+        if case.state not in rule.source:
+            raise machine.refuse(case, rule)
+        from_state = case.state
+    else:
+        owner = get_unit(s, unit or "", "unit")
+        year = local(eff).year
+        number = next_number(s, f"case:{machine.id_prefix}", year)
+        case = Case(id=f"{machine.id_prefix}-{year}-{number:04d}", kind=machine.kind,
+                    state=rule.target, unit=owner.code, title=title, classified=classified,
+                    created_at=recorded, updated_at=recorded)
+        s.add(case)
+        s.flush()
+        from_state = None
+    step = Step(s=s, machine=machine, case=case, rule=rule, actor=actor, effective_at=eff,
+                recorded_at=recorded, payload=dict(payload or {}))
+    try:
+        if effect is not None:
+            effect(step)
+        for kind in rule.meets:
+            ob = step.obligation(kind)
+            if ob is not None and ob.met_at is None and ob.status in (ObligationStatus.open, ObligationStatus.missed):
+                step.meet(ob)
+        if rule.target:
+            case.state = rule.target
+        case.updated_at = recorded
+        s.add(case)
+        s.flush()
+        ev = audit.append(
+            s, case_id=case.id, type=step.event_type or action, from_state=from_state,
+            to_state=case.state, actor=actor, effective_at=eff, recorded_at=recorded,
+            payload=step.payload, flow_run_id=flow_run_id,
+        )
+    except StaleDataError:
+        raise ConcurrentUpdate(f"案件 {case.id} 刚被其他操作修改，请刷新后重试") from None
+    return Result(case=case, notices=step.notices, event_seq=ev.seq)
+
+
+def _kind_label(machine: Machine) -> str:
+    return {"incident": "事件", "rectification": "整改", "accountability": "问责", "assessment": "考核"}.get(
+        machine.kind, machine.kind
+    )
+
+
+def lock_due_obligation(step: Step, ob_id: int) -> Obligation:
+    """Re-read an obligation under a row lock inside the sweep's transaction; raise
+    :class:`Skip` when it is no longer due (met meanwhile, or another sweep took the step)."""
+    ob = step.s.exec(
+        select(Obligation).where(Obligation.id == ob_id).with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if ob is None or ob.case_id != step.case.id or ob.met_at is not None \
+            or ob.next_action_at is None or ob.next_action_at > step.recorded_at:
+        raise Skip
+    return ob

@@ -1,0 +1,57 @@
+"""督办台账: open obligations, soonest first (``dutyflow ledger``, the sweep's artifact)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session, select
+
+from models.case import Case, Obligation, ObligationStatus
+from models.clock import iso, local, now
+from models.org import OrgUnit, Person, holders
+
+COLUMNS = ["unit", "unit_name", "case", "obligation", "due", "overdue_by", "step",
+           "responsible", "calendar_unconfirmed"]
+
+
+def overdue_text(due_at: datetime, at: datetime) -> str:
+    from tasks.deadlines import overdue_by
+
+    return overdue_by(due_at, at) if at > due_at else ""
+
+
+def ledger_rows(s: Session, *, unit: str | None = None, overdue: bool = False,
+                at: datetime | None = None, limit: int | None = None) -> list[dict]:
+    """Obligations not yet fulfilled (open, or missed and still to do), soonest first."""
+    at = at or now()
+    q = (
+        select(Obligation, Case.title, OrgUnit.name)
+        .join(Case, Case.id == Obligation.case_id)
+        .join(OrgUnit, OrgUnit.code == Obligation.unit)
+        .where(Obligation.met_at.is_(None),
+               Obligation.status.in_([ObligationStatus.open, ObligationStatus.missed]))
+    )
+    if unit:
+        q = q.where(Obligation.unit == unit)
+    if overdue:
+        q = q.where(Obligation.due_at < at)
+    q = q.order_by(Obligation.due_at, Obligation.id)
+    if limit:
+        q = q.limit(limit)
+    on = local(at).date()
+    names: dict[str, str] = {}
+    rows = []
+    for ob, title, unit_name in s.exec(q).all():
+        people = holders(s, ob.unit, ob.role, on) if ob.role else []
+        for p in people:
+            if p not in names:
+                person = s.get(Person, p)
+                names[p] = person.name if person else p
+        rows.append({
+            "unit": ob.unit, "unit_name": unit_name, "case": ob.case_id, "case_title": title,
+            "obligation": ob.kind, "status": ob.status, "due": iso(ob.due_at),
+            "overdue_by": overdue_text(ob.due_at, at), "step": ob.step,
+            "responsible": [{"person": p, "name": names[p], "role": ob.role} for p in people]
+            or [{"person": None, "name": "（空缺）", "role": ob.role}],
+            "calendar_unconfirmed": ob.calendar_unconfirmed,
+        })
+    return rows

@@ -1,0 +1,419 @@
+"""Official notices (公文, SPEC §4): 发文字号, the GB/T 9704 版头/版记 and rendering.
+
+Every notice kind has one Jinja template per output (``templates/<kind>.html.j2`` and
+``templates/<kind>.txt.j2``), each extending ``layout.<ext>.j2``, which carries the
+GB/T 9704 elements from the :class:`Letterhead` passed as ``letterhead`` in the context.
+
+Templates run in an immutable sandbox with ``StrictUndefined`` (a missing field raises,
+never renders blank); the HTML output autoescapes, so operator text such as
+``<script>`` is shown, not executed. The sandbox does not limit ``'x' * 10**7`` by itself:
+``*`` and ``**`` are intercepted and refuse results larger than :data:`MAX_SIZE`.
+
+:func:`issue_notice` allocates the 发文字号 (one gapless sequence per 发文机关代字 and
+year) and the notice id inside the caller's transaction, renders both outputs, stores the
+notice with its full context (so it can be rendered again, e.g. as PDF/DOCX) and queues
+its notifications. No Prefect import here: flows wrap these functions.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable
+
+from jinja2 import FileSystemLoader, StrictUndefined, meta
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from sqlmodel import Session
+
+from models.case import Case, next_number
+from models.clock import cn_date, local, now, pinned_note
+from models.errors import DomainError
+from models.notice import Notice
+from models.org import OrgUnit
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+#: Largest string/list (items) a template may build with ``*``; also bounds ``**``
+#: results (decimal digits).
+MAX_SIZE = 100_000
+_MAX_INT_BITS = int(MAX_SIZE * math.log2(10))  # ≈ 100,000 decimal digits
+
+# --------------------------------------------------------------------------- kinds
+
+#: kind → (Chinese name, 公文 type, upward). Upward documents (报告, 请示) carry 签发人.
+KIND_INFO: dict[str, tuple[str, str, bool]] = {
+    "incident_report": ("事件报告", "报告", True),
+    "report_reminder": ("催报通知", "通知", False),
+    "incident_summary": ("事件处置总结报告", "报告", True),
+    "rectification_notice": ("整改通知", "通知", False),
+    "rectification_reminder": ("催办通知", "通知", False),
+    "interview_notice": ("约谈通知", "通知", False),
+    "accountability_proposal": ("问责建议书", "请示", True),
+    "accountability_decision": ("问责决定", "决定", False),
+    "assessment_notice": ("考核通知", "通知", False),
+    "assessment_result": ("考核结果通报", "通报", False),
+}
+
+#: 紧急程度 allowed on a notice ('' = not urgent).
+URGENCIES = ("", "特急", "加急")
+#: 密级 allowed on a notice ('' = not classified).
+CLASSIFICATIONS = ("", "秘密", "机密", "绝密")
+#: 密级 given to the notices of a classified (涉密) case.
+CLASSIFIED_LEVEL = "秘密"
+
+_INCIDENT_URGENCY = {
+    "particularly_major": "特急", "特别重大": "特急",
+    "major": "特急", "重大": "特急",
+    "relatively_major": "加急", "较大": "加急",
+    "general": "", "一般": "",
+}
+
+
+def incident_urgency(level: str) -> str:
+    """紧急程度 of an 事件报告: 特急 for 特别重大/重大, 加急 for 较大, none for 一般.
+
+    ``level`` is the level id (``major``) or its label (``重大``).
+    """
+    key = str(getattr(level, "name", level) or "").strip()
+    if key not in _INCIDENT_URGENCY:
+        raise DomainError(f"未知事件等级 '{level}'（允许：particularly_major, major, relatively_major, general）", "level")
+    return _INCIDENT_URGENCY[key]
+
+
+def _kind_info(kind: str) -> tuple[str, str, bool]:
+    try:
+        return KIND_INFO[kind]
+    except KeyError:
+        raise DomainError(f"未知公文种类 '{kind}'（允许：{', '.join(KIND_INFO)}）", "kind") from None
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def format_doc_number(prefix: str, year: int, n: int) -> str:
+    """发文字号 by GB/T 9704: ``X街网安〔2026〕7号`` (〔〕 brackets, no 第, no leading zeros)."""
+    prefix = (prefix or "").strip()
+    if not prefix:
+        raise DomainError("发文机关代字为空，无法编发文字号", "doc_prefix")
+    n, year = int(n), int(year)
+    if n < 1:
+        raise DomainError(f"发文顺序号须为正整数（收到 {n}）", "doc_number")
+    return f"{prefix}〔{year}〕{n}号"
+
+
+def format_notice_id(year: int, n: int) -> str:
+    """Notice id: ``NTC-2026-000001``."""
+    return f"NTC-{int(year)}-{int(n):06d}"
+
+
+def doc_counter_name(prefix: str) -> str:
+    """Name of the gapless 发文字号 sequence of a 发文机关代字 (``counter`` table)."""
+    return f"doc:{prefix}"
+
+
+# --------------------------------------------------------------------------- sandbox
+
+
+def _is_seq(x: Any) -> bool:
+    return isinstance(x, (str, bytes, list, tuple))
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int)  # bool included: harmless
+
+
+def _check_mul(left: Any, right: Any) -> None:
+    for seq, n in ((left, right), (right, left)):
+        if _is_seq(seq) and _is_int(n):
+            if len(seq) * max(n, 0) > MAX_SIZE:
+                raise SecurityError(
+                    f"template result too large: {len(seq)} × {n} exceeds {MAX_SIZE} characters/items"
+                )
+            return
+    if _is_int(left) and _is_int(right):
+        if left.bit_length() + right.bit_length() > _MAX_INT_BITS:
+            raise SecurityError(f"template number too large (more than {MAX_SIZE} digits)")
+
+
+def _check_pow(left: Any, right: Any) -> None:
+    if _is_int(left) and _is_int(right) and right > 0 and abs(left) > 1:
+        if right * math.log2(abs(left)) > _MAX_INT_BITS:
+            raise SecurityError(f"template number too large: {left} ** {right} exceeds {MAX_SIZE} digits")
+
+
+class GuardedSandbox(ImmutableSandboxedEnvironment):
+    """Immutable sandbox whose ``*`` and ``**`` refuse oversized results (SecurityError)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context, operator, left, right):  # noqa: D401 - jinja hook
+        if operator == "*":
+            _check_mul(left, right)
+        elif operator == "**":
+            _check_pow(left, right)
+        return super().call_binop(context, operator, left, right)
+
+
+def _environment(autoescape: bool) -> GuardedSandbox:
+    return GuardedSandbox(
+        loader=FileSystemLoader(str(TEMPLATES_DIR)),
+        undefined=StrictUndefined,
+        autoescape=autoescape,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+#: HTML output (artifacts, e-mail): autoescaped.
+HTML_ENV = _environment(autoescape=True)
+#: Plain-text output (chat channels): no escaping, no HTML.
+TEXT_ENV = _environment(autoescape=False)
+
+OUTPUTS = {"html": HTML_ENV, "txt": TEXT_ENV}
+
+
+def template_name(kind: str, ext: str) -> str:
+    return f"{kind}.{ext}.j2"
+
+
+# --------------------------------------------------------------------------- letterhead
+
+#: Layout fields of :class:`Letterhead` → the GB/T 9704 element each one carries.
+LAYOUT_FIELDS: dict[str, str] = {
+    "copy_no": "份号",
+    "classification": "密级",
+    "secrecy_period": "保密期限",
+    "urgency": "紧急程度",
+    "issuer_name": "发文机关名称",
+    "issuer_mark": "发文机关标志",
+    "doc_number": "发文字号",
+    "signer": "签发人",
+    "title": "标题",
+    "main_to": "主送机关",
+    "attachments": "附件说明",
+    "signatory": "发文机关署名",
+    "date": "成文日期",
+    "drill_note": "附注（演练时钟）",
+    "cc": "抄送机关",
+    "printed_by": "印发机关",
+    "printed_date": "印发日期",
+}
+
+
+@dataclass
+class Letterhead:
+    """The GB/T 9704 版头, 主体 frame and 版记 of one notice (``letterhead`` in templates)."""
+
+    kind: str
+    kind_name: str  # 事件报告, 整改通知, …
+    doc_type: str  # 公文 type: 报告/通知/通报/决定/请示/函
+    upward: bool  # 上行文: shows 签发人
+    title: str  # 标题
+    main_to: str  # 主送机关
+    issuer_name: str
+    issuer_mark: str  # 发文机关标志 (red): issuer name + 文件, or the issuer name
+    signatory: str  # 发文机关署名
+    date: str  # 成文日期: 2026年11月28日
+    printed_by: str  # 印发机关
+    printed_date: str  # 印发日期 (the template appends 印发)
+    copy_no: str = ""  # 份号: 6 digits
+    classification: str = ""  # 密级
+    secrecy_period: str = ""  # 保密期限 (shown as 秘密★1年)
+    urgency: str = ""  # 紧急程度
+    doc_number: str = ""  # 发文字号, '' when unnumbered
+    signer: str = ""  # 签发人 (upward documents only)
+    cc: list[str] = field(default_factory=list)  # 抄送机关
+    attachments: list[str] = field(default_factory=list)  # 附件说明
+    drill_note: str = ""  # pinned_note() while the clock is pinned
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def issuer_mark(issuer_name: str, doc_type: str) -> str:
+    """发文机关标志: name + 文件 for the 文件格式; a 函 (信函格式) shows the name alone."""
+    return issuer_name if doc_type == "函" else f"{issuer_name}文件"
+
+
+def build_letterhead(
+    issuer: OrgUnit,
+    kind: str,
+    *,
+    title: str,
+    main_to: str,
+    doc_number: str = "",
+    copy_no: str = "",
+    urgency: str = "",
+    signer: str = "",
+    cc: Iterable[str] = (),
+    classification: str = "",
+    secrecy_period: str = "",
+    attachments: Iterable[str] = (),
+    printed_by: str = "",
+    at: datetime | None = None,
+) -> Letterhead:
+    """Fill the layout fields from the issuer, the kind's 公文 type and the clock (``now()``).
+
+    Refuses (DomainError) an unknown kind, 紧急程度 or 密级, an empty 标题/主送机关, and an
+    upward document (报告, 请示) without 签发人. 签发人 is dropped on other documents.
+    """
+    kind_name, doc_type, upward = _kind_info(kind)
+    title, main_to = (title or "").strip(), (main_to or "").strip()
+    if not title:
+        raise DomainError("公文标题不能为空", "title")
+    if not main_to:
+        raise DomainError("主送机关不能为空", "main_to")
+    urgency = (urgency or "").strip()
+    if urgency not in URGENCIES:
+        raise DomainError(f"紧急程度 '{urgency}' 无效（允许：特急、加急或空）", "urgency")
+    classification = (classification or "").strip()
+    if classification not in CLASSIFICATIONS:
+        raise DomainError(f"密级 '{classification}' 无效（允许：秘密、机密、绝密或空）", "classification")
+    signer = (signer or "").strip()
+    if upward and not signer:
+        raise DomainError(f"{kind_name}是上行文（{doc_type}），须标注签发人", "signer")
+    at = at or now()
+    date = cn_date(at)
+    return Letterhead(
+        kind=kind,
+        kind_name=kind_name,
+        doc_type=doc_type,
+        upward=upward,
+        title=title,
+        main_to=main_to,
+        issuer_name=issuer.name,
+        issuer_mark=issuer_mark(issuer.name, doc_type),
+        signatory=issuer.name,
+        date=date,
+        printed_by=(printed_by or "").strip() or issuer.name,
+        printed_date=date,
+        copy_no=copy_no,
+        classification=classification,
+        secrecy_period=(secrecy_period or "").strip() if classification else "",
+        urgency=urgency,
+        doc_number=doc_number,
+        signer=signer if upward else "",
+        cc=[c.strip() for c in cc if c and c.strip()],
+        attachments=[a.strip() for a in attachments if a and a.strip()],
+        drill_note=pinned_note(),
+    )
+
+
+# --------------------------------------------------------------------------- render
+
+
+def _plain(context: dict[str, Any]) -> dict[str, Any]:
+    ctx = dict(context)
+    if isinstance(ctx.get("letterhead"), Letterhead):
+        ctx["letterhead"] = ctx["letterhead"].as_dict()
+    return ctx
+
+
+def render(kind: str, context: dict[str, Any]) -> tuple[str, str]:
+    """Render a notice kind as (html, text).
+
+    ``context`` holds the kind's variables and ``letterhead`` (a :class:`Letterhead` or
+    its dict). A missing variable raises ``jinja2.UndefinedError``; an oversized ``*``/``**``
+    raises ``jinja2.exceptions.SecurityError``.
+    """
+    _kind_info(kind)
+    ctx = _plain(context)
+    html = HTML_ENV.get_template(template_name(kind, "html")).render(ctx)
+    text = TEXT_ENV.get_template(template_name(kind, "txt")).render(ctx)
+    return html, text
+
+
+def rerender(notice: Notice) -> tuple[str, str]:
+    """Render a stored notice again from its stored context (same letterhead and numbers)."""
+    return render(notice.kind, notice.context)
+
+
+def required_variables(kind: str, ext: str = "html") -> set[str]:
+    """Variables a kind's template and its layout read (``jinja2.meta``)."""
+    env = OUTPUTS[ext]
+    names = set()
+    for name in (template_name(kind, ext), f"layout.{ext}.j2"):
+        source = env.loader.get_source(env, name)[0]
+        names |= meta.find_undeclared_variables(env.parse(source))
+    return names
+
+
+# --------------------------------------------------------------------------- issue
+
+
+def _json_context(context: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return json.loads(json.dumps(context, ensure_ascii=False))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"notice context must be JSON-serialisable (str, numbers, lists, dicts): {exc}") from exc
+
+
+def issue_notice(
+    s: Session,
+    *,
+    case: Case,
+    kind: str,
+    issuer: OrgUnit,
+    recipients: list[str],
+    title: str,
+    main_to: str,
+    context: dict[str, Any],
+    urgency: str = "",
+    signer: str = "",
+    cc: Iterable[str] = (),
+    numbered: bool = True,
+    attachments: Iterable[str] = (),
+    secrecy_period: str = "",
+) -> Notice:
+    """Issue one notice inside the caller's transaction and queue its notifications.
+
+    - 发文字号 (when ``numbered`` and the issuer has a 发文机关代字 ``doc_prefix``; a unit
+      without one issues unnumbered documents): ``next_number(s, "doc:<prefix>", year)``,
+      year of ``now()`` in Asia/Shanghai — gapless per prefix and year; a rollback of the
+      caller's transaction gives the number back;
+    - notice id ``NTC-<year>-<6 digits>`` from the ``notice`` sequence; 份号 = its 6 digits;
+    - a classified case (``case.classified``) gives ``notice.classified`` and 密级 秘密;
+    - both outputs rendered; the context (with ``letterhead``) stored as JSON;
+    - ``tasks.notify.queue_notifications(s, notice)`` after a flush.
+    """
+    at = now()
+    year = local(at).year
+    classified = bool(case.classified)
+    # Validate everything before taking numbers.
+    lh = build_letterhead(
+        issuer, kind, title=title, main_to=main_to, urgency=urgency, signer=signer, cc=cc,
+        classification=CLASSIFIED_LEVEL if classified else "", secrecy_period=secrecy_period,
+        attachments=attachments, at=at,
+    )
+    doc_number = ""
+    if numbered and (issuer.doc_prefix or "").strip():
+        prefix = issuer.doc_prefix.strip()
+        doc_number = format_doc_number(prefix, year, next_number(s, doc_counter_name(prefix), year))
+    n = next_number(s, "notice", year)
+    lh = replace(lh, doc_number=doc_number, copy_no=f"{n:06d}")
+    ctx = _json_context({**_plain(context), "letterhead": lh.as_dict()})
+    html, text = render(kind, ctx)
+    notice = Notice(
+        id=format_notice_id(year, n),
+        case_id=case.id,
+        kind=kind,
+        doc_number=doc_number or None,
+        title=lh.title,
+        issuer_unit=issuer.code,
+        recipients=list(dict.fromkeys(recipients)),
+        classified=classified,
+        context=ctx,
+        html=html,
+        text=text,
+        issued_at=at,
+    )
+    s.add(notice)
+    s.flush()
+    from tasks.notify import queue_notifications  # lazy: notify imports notices' tables
+
+    queue_notifications(s, notice)
+    return notice

@@ -1,0 +1,612 @@
+"""The notification outbox (SPEC §1 decision 7): queue, deliver with Apprise, retry.
+
+A notice queues one ``notification`` row per recipient and channel inside the caller's
+transaction (:func:`queue_notifications`). :func:`deliver` sends due rows **outside** any
+long transaction: it reads a batch, *claims* each row with a conditional UPDATE (a lease
+pushes ``next_attempt_at`` forward; only the deliverer whose UPDATE matched sends), sends
+it, and records the outcome in its own short transaction. Failures back off
+1, 2, 4 … 60 minutes and are retried forever; nothing is dropped, nothing is sent twice.
+
+Channels are Apprise URLs (``…://…``) or tags of the Apprise config file named by
+``DUTYFLOW_APPRISE_CONFIG``. ``dingtalk://`` and ``wecombot://`` (and their native
+``https://`` webhook URLs) are rewritten to the ``dingtalkx://`` / ``wecombotx://``
+plugins registered here, which check the platforms' JSON ``errcode`` (the stock plugins
+report success on any HTTP 200).
+
+Classified notices (涉密) never carry content over an external channel: every channel
+gets the same content-free alert.
+
+No secret leaves this module unmasked: every stored ``last_error`` and every log line
+goes through :func:`mask` / :func:`mask_text`.
+
+No Prefect import: flows wrap these plain functions as tasks.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import html as _html
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Iterable
+from urllib.parse import unquote
+
+import apprise
+import requests
+from apprise.decorators import notify as _apprise_notify
+from apprise.logger import logger as _apprise_logger
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from models.clock import now, pinned_note
+from models.db import home, session
+from models.errors import DomainError
+from models.notice import Notice, Notification, NotificationStatus
+from models.org import Person
+
+LOG = logging.getLogger("dutyflow.notify")
+
+CONFIG_ENV = "DUTYFLOW_APPRISE_CONFIG"
+CLASSIFIED_TITLE = "涉密事项提醒"
+CLASSIFIED_BODY = "您有一件涉密事项待处理，请登录系统查看"
+NO_CHANNEL = "无联系渠道"
+LEASE = timedelta(minutes=5)  # a claimed row is invisible to other deliverers this long
+MAX_BACKOFF_MINUTES = 60
+MAX_ERROR_CHARS = 1000
+STARS = "****"
+
+DINGTALK_URL = "https://oapi.dingtalk.com/robot/send"
+WECOMBOT_URL = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"
+DEFAULT_TIMEOUT = (4.0, 10.0)  # requests (connect, read) for the errcode plugins
+DINGTALK_MAX_BYTES = 18000  # DingTalk text messages: 20000 bytes
+WECOM_MAX_BYTES = 2000  # WeCom bot text messages: 2048 bytes
+TRUNCATED = "\n……（全文请登录系统查看）"
+
+EMAIL_SCHEMAS = {"mailto", "mailtos"}
+
+
+# ---------------------------------------------------------------- masking
+
+_URL_RE = re.compile(r"^(?P<schema>[A-Za-z][A-Za-z0-9+.\-]*)://(?P<rest>.*)$", re.S)
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>()\[\]{}，。；]+")
+_SENSITIVE_KEY = re.compile(
+    r"(token|key|secret|pass|pwd|auth|sign|credential|session|cookie|bearer|apikey)", re.I
+)
+_KV_IN_TEXT = re.compile(
+    r"(?i)\b([\w.\-+]*(?:token|key|secret|passw(?:or)?d|pwd|sign(?:ature)?|apikey|auth)[\w.\-]*)"
+    r"(\s*[=:]\s*)([^&\s'\",;)]+)"
+)
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]{6,}")
+_IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?$")
+_TOKENISH = re.compile(r"^[A-Za-z0-9_\-.=~%]+$")
+
+
+def _is_host(host: str) -> bool:
+    """A real network host (kept visible) rather than a token in the host position."""
+    h = host.strip().lower()
+    if not h:
+        return False
+    if h == "localhost" or _IPV4.match(h) or (h.startswith("[") and h.endswith("]")):
+        return True
+    labels = h.rstrip(".").split(".")
+    if len(labels) < 2 or not all(_LABEL.match(label) for label in labels):
+        return False
+    return labels[-1].isalpha() and len(labels[-1]) >= 2
+
+
+def _is_tokenish(segment: str) -> bool:
+    """A path segment that looks like a credential (long, letters mixed with digits)."""
+    seg = unquote(segment)
+    if not seg or not _TOKENISH.match(seg):
+        return False
+    has_alpha = any(c.isalpha() for c in seg)
+    has_digit = any(c.isdigit() for c in seg)
+    return (len(seg) >= 8 and has_alpha and has_digit) or (len(seg) >= 24 and has_alpha)
+
+
+@dataclass
+class _Parts:
+    schema: str
+    user: str | None
+    password: str | None  # None: no ':' in the userinfo
+    host: str
+    port: str | None
+    path: list[str]
+    query: list[tuple[str, str | None]]
+    fragment: str | None
+
+
+def _split(url: str) -> _Parts | None:
+    m = _URL_RE.match(url.strip())
+    if not m:
+        return None
+    rest = m.group("rest")
+    fragment = None
+    if "#" in rest:
+        rest, fragment = rest.split("#", 1)
+    query_s = ""
+    if "?" in rest:
+        rest, query_s = rest.split("?", 1)
+    netloc, _slash, path_s = rest.partition("/")
+    user = password = None
+    if "@" in netloc:
+        userinfo, _at, netloc = netloc.rpartition("@")
+        user, colon, pw = userinfo.partition(":")
+        password = pw if colon else None
+    host, port = netloc, None
+    if not netloc.startswith("[") and ":" in netloc:
+        host, _c, port = netloc.partition(":")
+    elif netloc.startswith("[") and "]:" in netloc:
+        host, _c, port = netloc.partition("]:")
+        host += "]"
+    query: list[tuple[str, str | None]] = []
+    for pair in query_s.split("&") if query_s else []:
+        k, eq, v = pair.partition("=")
+        query.append((k, v if eq else None))
+    path = path_s.split("/") if _slash else []
+    return _Parts(m.group("schema"), user, password, host, port, path, query, fragment)
+
+
+def mask(url: str) -> str:
+    """``url`` with its tokens, passwords and keys replaced by ``****``.
+
+    ``json://127.0.0.1:9000/p`` is unchanged; ``dingtalk://SECRET@TOKEN/138…`` gives
+    ``dingtalk://****@****/138…``; ``mailtos://user:pass@host`` gives
+    ``mailtos://user:****@host``; sensitive query values (``?key=``, ``token=``, …) and
+    credential-like path segments are masked. A string without ``://`` (a tag) is
+    returned unchanged.
+    """
+    if not isinstance(url, str) or "://" not in url:
+        return url
+    p = _split(url)
+    if p is None:
+        return _mask_free_text(url)
+    out = f"{p.schema}://"
+    if p.user is not None:
+        if p.password is not None:
+            out += f"{p.user}:{STARS if p.password else ''}@"
+        else:
+            out += f"{STARS if p.user else ''}@"
+    out += p.host if _is_host(p.host) or not p.host else STARS
+    if p.port is not None:
+        out += ":" + (p.port if p.port.isdigit() or not p.port else STARS)
+    if p.path:
+        out += "/" + "/".join(STARS if _is_tokenish(seg) else seg for seg in p.path)
+    if p.query:
+        pairs = []
+        for k, v in p.query:
+            if v is None:
+                pairs.append(k)
+            elif v and _SENSITIVE_KEY.search(k):
+                pairs.append(f"{k}={STARS}")
+            else:
+                pairs.append(f"{k}={v}")
+        out += "?" + "&".join(pairs)
+    if p.fragment is not None:
+        out += "#" + (STARS if p.fragment else "")
+    return out
+
+
+def secrets_of(url: str) -> list[str]:
+    """The secret pieces of ``url`` (what :func:`mask` hides), raw and unquoted."""
+    p = _split(url) if isinstance(url, str) and "://" in url else None
+    if p is None:
+        return []
+    found: list[str] = []
+    if p.user and p.password is None:
+        found.append(p.user)
+    if p.password:
+        found.append(p.password)
+    if p.host and not _is_host(p.host):
+        found.append(p.host)
+    if p.port and not p.port.isdigit():
+        found.append(p.port)
+    found += [seg for seg in p.path if _is_tokenish(seg)]
+    found += [v for k, v in p.query if v and _SENSITIVE_KEY.search(k)]
+    if p.fragment:
+        found.append(p.fragment)
+    out: list[str] = []
+    for s in found:
+        for variant in (s, unquote(s)):
+            if len(variant) >= 3 and variant not in out:
+                out.append(variant)
+    return out
+
+
+def _mask_free_text(text: str) -> str:
+    text = _KV_IN_TEXT.sub(lambda m: f"{m.group(1)}{m.group(2)}{STARS}", text)
+    return _BEARER.sub(lambda m: f"{m.group(1)} {STARS}", text)
+
+
+def mask_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """Free text (an error message, a log line) with URLs masked, the given secret
+    strings removed and ``key=value`` credentials hidden."""
+    if not text:
+        return ""
+    text = str(text)
+    for s in sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True):
+        text = text.replace(s, STARS)
+    text = _URL_IN_TEXT.sub(lambda m: mask(m.group(0)), text)
+    return _mask_free_text(text)
+
+
+# ---------------------------------------------------------------- errcode-checking plugins
+
+
+def _fail(msg: str) -> bool:
+    """Report a failure the way Apprise captures it (a WARNING on its logger)."""
+    _apprise_logger.warning(msg)
+    return False
+
+
+def _timeouts(qsd: dict) -> tuple[float, float]:
+    def num(key: str, default: float) -> float:
+        try:
+            return float(qsd[key]) if qsd.get(key) not in (None, "") else default
+        except (TypeError, ValueError):
+            return default
+
+    return num("cto", DEFAULT_TIMEOUT[0]), num("rto", DEFAULT_TIMEOUT[1])
+
+
+def _truncate(content: str, max_bytes: int) -> str:
+    if len(content.encode("utf-8")) <= max_bytes:
+        return content
+    room = max_bytes - len(TRUNCATED.encode("utf-8"))
+    cut = content.encode("utf-8")[:room].decode("utf-8", errors="ignore")
+    return cut + TRUNCATED
+
+
+def _post_checked(service: str, url: str, params: dict, payload: dict, qsd: dict,
+                  secrets: list[str]) -> bool:
+    """POST ``payload``; success only on HTTP 200 with JSON ``errcode == 0``."""
+    try:
+        r = requests.post(
+            url,
+            params=params,
+            data=json.dumps(payload, ensure_ascii=False).encode("utf-8"),
+            headers={"Content-Type": "application/json; charset=utf-8"},
+            timeout=_timeouts(qsd),
+        )
+    except requests.RequestException as e:
+        return _fail(f"{service} 连接失败：{mask_text(str(e), secrets)}")
+    if r.status_code != 200:
+        return _fail(f"{service} 返回 HTTP {r.status_code}")
+    try:
+        data = r.json()
+    except ValueError:
+        return _fail(f"{service} 返回的不是 JSON（HTTP {r.status_code}）")
+    code = data.get("errcode") if isinstance(data, dict) else None
+    if str(code) != "0":
+        errmsg = data.get("errmsg", "") if isinstance(data, dict) else ""
+        return _fail(mask_text(f"{service} 拒绝消息：errcode={code} errmsg={errmsg}", secrets))
+    return True
+
+
+def _meta_text(value: Any) -> str:
+    return unquote(str(value)) if value else ""
+
+
+@_apprise_notify(on="dingtalkx", name="DingTalk（校验 errcode）")
+def _dingtalk(body, title, notify_type, meta, *args, **kwargs):
+    """``dingtalkx://[secret@]token/[mobile/…]`` (also ``?token=``, ``?secret=``, ``?to=``)."""
+    qsd = meta.get("qsd") or {}
+    token = _meta_text(qsd.get("token") or meta.get("host"))
+    secret = _meta_text(qsd.get("secret") or meta.get("user"))
+    if not token:
+        return _fail("DingTalk 地址缺少 access token")
+    mobiles = []
+    for part in re.split(r"[/,;\s]+", _meta_text(meta.get("fullpath")) + "," + _meta_text(qsd.get("to"))):
+        digits = re.sub(r"\D", "", part)
+        if 11 <= len(digits) <= 14:
+            mobiles.append(digits)
+    params = {"access_token": token}
+    if secret:
+        timestamp = str(round(time.time() * 1000))  # DingTalk checks the real time, never DUTYFLOW_NOW
+        digest = hmac.new(secret.encode(), f"{timestamp}\n{secret}".encode(), hashlib.sha256).digest()
+        params.update(timestamp=timestamp, sign=base64.b64encode(digest).decode())
+    content = f"{title}\n{body}" if title else body
+    payload: dict[str, Any] = {"msgtype": "text", "text": {"content": _truncate(content, DINGTALK_MAX_BYTES)}}
+    if mobiles:
+        payload["at"] = {"atMobiles": list(dict.fromkeys(mobiles)), "isAtAll": False}
+    return _post_checked("DingTalk", DINGTALK_URL, params, payload, qsd, [token, secret])
+
+
+@_apprise_notify(on="wecombotx", name="WeCom Bot（校验 errcode）")
+def _wecombot(body, title, notify_type, meta, *args, **kwargs):
+    """``wecombotx://key`` (also ``?key=``)."""
+    qsd = meta.get("qsd") or {}
+    key = _meta_text(qsd.get("key") or meta.get("host"))
+    if not key:
+        return _fail("WeCom Bot 地址缺少 key")
+    content = f"{title}\n{body}" if title else body
+    payload = {"msgtype": "text", "text": {"content": _truncate(content, WECOM_MAX_BYTES)}}
+    return _post_checked("WeCom Bot", WECOMBOT_URL, {"key": key}, payload, qsd, [key])
+
+
+_REWRITES = [
+    (re.compile(r"(?<![\w.+\-])dingtalk://", re.I), "dingtalkx://"),
+    (re.compile(r"(?<![\w.+\-])wecombot://", re.I), "wecombotx://"),
+    (re.compile(r"https?://oapi\.dingtalk\.com/robot/send/?\?access_token=([\w\-]+)&?", re.I),
+     r"dingtalkx://\1/?"),
+    (re.compile(r"https?://qyapi\.weixin\.qq\.com/cgi-bin/webhook/send/?\?key=([\w\-]+)&?", re.I),
+     r"wecombotx://\1/?"),
+]
+
+
+def rewrite(text: str) -> str:
+    """Route DingTalk / WeCom-bot URLs (in a URL or a whole config file) to the
+    errcode-checking plugins."""
+    for pattern, repl in _REWRITES:
+        text = pattern.sub(repl, text)
+    return text
+
+
+# ---------------------------------------------------------------- queue
+
+
+def queue_notifications(s: Session, notice: Notice) -> list[Notification]:
+    """Queue one row per recipient and channel of ``notice`` in the caller's transaction.
+
+    Idempotent: rows already queued for the notice (same dedupe key) are returned, not
+    duplicated. A recipient without any channel gets one ``failed`` row (channel '',
+    ``无联系渠道``) that is never retried; an unknown recipient refuses the notice.
+    """
+    ts = now()
+    existing = {
+        n.dedupe_key: n
+        for n in s.exec(select(Notification).where(Notification.notice_id == notice.id)).all()
+    }
+    rows: list[Notification] = []
+    for pid in dict.fromkeys(str(p) for p in (notice.recipients or []) if p):
+        person = s.get(Person, pid)
+        if person is None:
+            raise DomainError(f"通知 {notice.id} 的接收人 '{pid}' 未在人员名册中登记", "recipients")
+        channels = list(dict.fromkeys(c.strip() for c in (person.channels or []) if c and c.strip()))
+        for channel in channels or [""]:
+            key = f"{notice.id}|{pid}|{channel}"
+            if key in existing:
+                rows.append(existing[key])
+                continue
+            row = Notification(
+                notice_id=notice.id, case_id=notice.case_id, person=pid, channel=channel,
+                dedupe_key=key, created_at=ts,
+                status=NotificationStatus.pending if channel else NotificationStatus.failed,
+                last_error="" if channel else NO_CHANNEL,
+                next_attempt_at=ts if channel else None,  # '' rows are never retried
+            )
+            s.add(row)
+            rows.append(row)
+            existing[key] = row
+            if not channel:
+                LOG.warning("%s通知 %s：接收人 %s（%s）%s，已记为发送失败",
+                            pinned_note(), notice.id, pid, person.name, NO_CHANNEL)
+    s.flush()
+    return rows
+
+
+# ---------------------------------------------------------------- deliver
+
+
+@dataclass
+class _Message:
+    title: str
+    text: str
+    html: str | None
+    classified: bool
+
+
+def _message(notice: Notice) -> _Message:
+    note = pinned_note()
+    if notice.classified:
+        body = f"{note}\n{CLASSIFIED_BODY}" if note else CLASSIFIED_BODY
+        return _Message(CLASSIFIED_TITLE, body, None, True)
+    title = notice.title
+    if notice.doc_number and notice.doc_number not in title:
+        title = f"{title}（{notice.doc_number}）"
+    text = notice.text or notice.title
+    html = notice.html or None
+    if note:
+        if note not in text:
+            text = f"{note}\n{text}"
+        if html and note not in html:
+            html = f"<p>{_html.escape(note)}</p>\n{html}"
+    return _Message(title, text, html, False)
+
+
+class _ChannelError(Exception):
+    pass
+
+
+@dataclass
+class _Target:
+    apprise: apprise.Apprise
+    schema: str
+    label: str  # masked, for errors and logs
+
+
+def _asset() -> apprise.AppriseAsset:
+    # Token caches only under DUTYFLOW_HOME, flushed at once (short-lived processes).
+    return apprise.AppriseAsset(storage_path=str(home() / "apprise"), storage_mode="flush")
+
+
+def _schema(url: str) -> str:
+    return url.split("://", 1)[0].lower() if "://" in url else ""
+
+
+def _load_config(asset: apprise.AppriseAsset, cache: dict) -> tuple[apprise.Apprise, str]:
+    path = os.environ.get(CONFIG_ENV, "").strip()
+    if not path:
+        raise _ChannelError(f"未设置 {CONFIG_ENV}，无法解析渠道标签")
+    if path in cache:
+        return cache[path], path
+    file = Path(path)
+    try:
+        raw = file.read_text(encoding="utf-8")
+    except OSError as e:
+        raise _ChannelError(f"渠道配置文件 {path} 无法读取：{e.strerror or e}") from None
+    fmt = "yaml" if file.suffix.lower() in (".yml", ".yaml") else None
+    cfg = apprise.AppriseConfig(asset=asset)
+    if not cfg.add_config(rewrite(raw), asset=asset, format=fmt):
+        raise _ChannelError(f"渠道配置文件 {path} 格式无效")
+    a = apprise.Apprise(asset=asset)
+    a.add(cfg)
+    cache[path] = a
+    return a, path
+
+
+def _targets(channel: str, asset: apprise.AppriseAsset, cache: dict) -> tuple[list[_Target], list[str]]:
+    """The Apprise services behind ``channel`` and the secrets to scrub from errors."""
+    if "://" in channel:
+        url = rewrite(channel)
+        a = apprise.Apprise(asset=asset)
+        if not a.add(url):
+            raise _ChannelError(f"无法识别的通知地址：{mask(channel)}")
+        return [_Target(a, _schema(url), mask(channel))], secrets_of(channel) + secrets_of(url)
+    cfg, path = _load_config(asset, cache)
+    services = list(cfg.find(tag=channel, match_always=False))
+    if not services:
+        raise _ChannelError(f"未知渠道标签 '{channel}'（{path} 中没有带此标签的地址）")
+    targets, secrets = [], []
+    for svc in services:
+        full = svc.url(privacy=False)
+        secrets += secrets_of(full)
+        a = apprise.Apprise(asset=asset)
+        a.add(svc)
+        targets.append(_Target(a, _schema(full), mask(svc.url(privacy=True))))
+    return targets, secrets
+
+
+def _send(channel: str, msg: _Message, asset: apprise.AppriseAsset, cache: dict) -> tuple[bool, str]:
+    """Send ``msg`` over ``channel``; (success, masked error)."""
+    secrets: list[str] = secrets_of(channel)
+    try:
+        targets, secrets = _targets(channel, asset, cache)
+        errors = []
+        for t in targets:
+            if t.schema in EMAIL_SCHEMAS and msg.html and not msg.classified:
+                body, fmt = msg.html, apprise.NotifyFormat.HTML
+            else:
+                body, fmt = msg.text, apprise.NotifyFormat.TEXT
+            result = t.apprise.notify(body=body, title=msg.title, body_format=fmt)
+            try:
+                if not result:
+                    lines = [e.message for e in result.logs() if e.level in ("WARNING", "ERROR", "CRITICAL")]
+                    detail = "；".join(dict.fromkeys(lines)) or result.status.name
+                    errors.append(f"{t.label}：{detail}")
+            finally:
+                result.close()
+        if errors:
+            prefix = f"{len(errors)}/{len(targets)} 个地址失败（整行重试）：" if len(targets) > 1 else ""
+            return False, mask_text(prefix + " | ".join(errors), secrets)
+        return True, ""
+    except _ChannelError as e:
+        return False, mask_text(str(e), secrets)
+    except Exception as e:  # a broken plugin must not stop the batch
+        return False, mask_text(f"发送异常：{type(e).__name__}: {e}", secrets)
+
+
+def backoff(attempts: int) -> timedelta:
+    """Delay before the next try after ``attempts`` failures: 1, 2, 4 … 60 minutes."""
+    n = max(1, attempts)
+    return timedelta(minutes=min(2 ** min(n - 1, 10), MAX_BACKOFF_MINUTES))
+
+
+def _claim(row: Notification) -> datetime | None:
+    """Lease ``row`` for this deliverer; None when another one got it first."""
+    t = now()
+    lease = t + LEASE
+    stmt = (
+        update(Notification)
+        .where(
+            Notification.id == row.id,
+            Notification.status == row.status,
+            Notification.attempts == row.attempts,
+            Notification.next_attempt_at == row.next_attempt_at,
+            Notification.next_attempt_at <= t,
+        )
+        .values(next_attempt_at=lease)
+    )
+    with session() as s:
+        won = s.connection().execute(stmt).rowcount == 1
+    return lease if won else None
+
+
+def _record(row: Notification, ok: bool, error: str) -> None:
+    t = now()
+    with session() as s:
+        conn = s.connection()
+        if ok:
+            conn.execute(
+                update(Notification).where(Notification.id == row.id).values(
+                    status=NotificationStatus.sent, sent_at=t, last_error="", next_attempt_at=None)
+            )
+        else:
+            attempts = row.attempts + 1
+            conn.execute(
+                update(Notification)
+                .where(Notification.id == row.id, Notification.status != NotificationStatus.sent)
+                .values(status=NotificationStatus.failed, attempts=attempts,
+                        last_error=error[:MAX_ERROR_CHARS], next_attempt_at=t + backoff(attempts))
+            )
+
+
+def deliver(ids: list[int] | None = None, *, limit: int = 500) -> dict:
+    """Send due notifications; returns ``{"sent": n, "failed": n, "skipped": n}``.
+
+    ``ids``: these rows only (those not due — sent, backing off, claimed by another
+    deliverer, channel '' — are counted as skipped); otherwise up to ``limit`` rows that
+    are pending or failed with ``next_attempt_at <= now()``. Safe to run concurrently.
+    """
+    counts = {"sent": 0, "failed": 0, "skipped": 0}
+    if ids is not None and not ids:
+        return counts
+    t = now()
+    with session() as s:
+        q = select(Notification).where(
+            Notification.status.in_([NotificationStatus.pending, NotificationStatus.failed]),
+            Notification.channel != "",
+            Notification.next_attempt_at.is_not(None),
+            Notification.next_attempt_at <= t,
+        )
+        if ids is not None:
+            wanted = list(dict.fromkeys(int(i) for i in ids))
+            q = q.where(Notification.id.in_(wanted))
+        else:
+            q = q.limit(limit)
+        rows = list(s.exec(q.order_by(Notification.next_attempt_at, Notification.id)).all())
+        notices = {
+            n.id: n
+            for n in s.exec(select(Notice).where(Notice.id.in_({r.notice_id for r in rows}))).all()
+        } if rows else {}
+    if ids is not None:
+        counts["skipped"] += len(wanted) - len(rows)
+
+    asset = _asset()
+    cache: dict = {}
+    messages: dict[str, _Message] = {}
+    for row in rows:
+        if _claim(row) is None:
+            counts["skipped"] += 1
+            continue
+        notice = notices[row.notice_id]
+        msg = messages.get(notice.id) or messages.setdefault(notice.id, _message(notice))
+        ok, error = _send(row.channel, msg, asset, cache)
+        _record(row, ok, error)
+        where = f"通知 {row.notice_id} → {row.person} 渠道 {mask(row.channel)}"
+        if ok:
+            counts["sent"] += 1
+            LOG.info("%s%s 已发送（#%s）", pinned_note(), where, row.id)
+        else:
+            counts["failed"] += 1
+            LOG.warning("%s%s 发送失败（#%s，第 %d 次，%s 后重试）：%s", pinned_note(), where, row.id,
+                        row.attempts + 1, backoff(row.attempts + 1), error)
+    return counts

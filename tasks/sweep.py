@@ -1,0 +1,76 @@
+"""The deadline sweep core (SPEC 3.5), without Prefect.
+
+Selects obligations whose ``next_action_at`` has come (indexed: the cost follows what is
+due, not what is open), in batches, and hands each to its process's escalation step.
+Each step is a transition that re-checks the obligation under a lock, so re-running the
+sweep, or two sweeps at once, never repeats a step.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Callable
+
+from sqlmodel import select
+
+from models import policy
+from models.case import Case, Obligation
+from models.clock import now
+from models.db import session
+from models.errors import DomainError
+
+log = logging.getLogger("dutyflow.sweep")
+
+
+def escalators() -> dict[str, Callable]:
+    """case kind -> escalation step ``(obligation id, case id, flow_run_id) -> Result | None``."""
+    from models import incident
+
+    return {"incident": incident.escalate}
+
+
+def due(at: datetime, limit: int, after: tuple | None = None) -> list[tuple]:
+    """(next_action_at, obligation id, case id, case kind) of due obligations, soonest first."""
+    with session() as s:
+        q = (
+            select(Obligation.next_action_at, Obligation.id, Obligation.case_id, Case.kind)
+            .join(Case, Case.id == Obligation.case_id)
+            .where(Obligation.next_action_at.is_not(None), Obligation.next_action_at <= at)
+        )
+        if after is not None:
+            q = q.where((Obligation.next_action_at > after[0])
+                        | ((Obligation.next_action_at == after[0]) & (Obligation.id > after[1])))
+        q = q.order_by(Obligation.next_action_at, Obligation.id).limit(limit)
+        return [tuple(r) for r in s.exec(q).all()]
+
+
+def sweep(batch_size: int | None = None, flow_run_id: str | None = None) -> dict:
+    """Act on every due obligation once. Returns counts."""
+    at = now()
+    batch_size = batch_size or policy.get("sweep", "batch_size", default=200)
+    handlers = escalators()
+    acted = skipped = errors = 0
+    after = None
+    while True:
+        rows = due(at, batch_size, after)
+        if not rows:
+            break
+        for next_at, ob_id, case_id, kind in rows:
+            handler = handlers.get(kind)
+            if handler is None:
+                skipped += 1
+                continue
+            try:
+                result = handler(ob_id, case_id, flow_run_id)
+            except DomainError as exc:
+                errors += 1
+                log.error("sweep: obligation %s of %s: %s", ob_id, case_id, exc)
+                continue
+            if result is None:
+                skipped += 1
+            else:
+                acted += 1
+        after = (rows[-1][0], rows[-1][1])
+        if len(rows) < batch_size:
+            break
+    return {"at": at.isoformat(), "acted": acted, "skipped": skipped, "errors": errors}
