@@ -54,9 +54,8 @@ class UTCDateTime(TypeDecorator):
         return value.astimezone(timezone.utc)
 
 
-_json = JSON().with_variant(JSONB(), "postgresql")
-JSONDict = MutableDict.as_mutable(_json)
-JSONList = MutableList.as_mutable(_json)
+JSONDict = MutableDict.as_mutable(JSON().with_variant(JSONB(), "postgresql"))
+JSONList = MutableList.as_mutable(JSON().with_variant(JSONB(), "postgresql"))
 
 _engines: dict[str, Engine] = {}
 

@@ -121,6 +121,15 @@ class SubmitIncidentSummaryRequest(Request):
     lessons: str = Field(title="责任追究、整改措施和教训", min_length=1)
 
 
+def figure_text(value: float) -> str:
+    """200万, 1.5亿, 0.5: figures as officials write them."""
+    if value >= 1e8:
+        return f"{value / 1e8:g}亿"
+    if value >= 1e4:
+        return f"{value / 1e4:g}万"
+    return f"{value:g}"
+
+
 def suggest_level(category: str, figures: dict[str, float]) -> tuple[str, list[str]]:
     """Lowest level the impact figures require, and the reasons (分级指南 thresholds)."""
     best, reasons = "general", []
@@ -134,7 +143,7 @@ def suggest_level(category: str, figures: dict[str, float]) -> tuple[str, list[s
                 if LEVEL_RANK[level] > LEVEL_RANK[best]:
                     best = level
                 reasons.append(
-                    f"{t['label']} {value:g}{t.get('unit', '')} ≥ {t[level]:g}{t.get('unit', '')}，"
+                    f"{t['label']} {figure_text(value)}{t.get('unit', '')} ≥ {figure_text(t[level])}{t.get('unit', '')}，"
                     f"至少为{IncidentLevel[level].value}"
                 )
                 break
@@ -145,7 +154,7 @@ def suggest_level(category: str, figures: dict[str, float]) -> tuple[str, list[s
 # Plain functions (no Prefect): flows/incident.py wraps them; tests call them directly.
 
 from models.case import Case, ObligationStatus  # noqa: E402
-from models.clock import beijing, local  # noqa: E402
+from models.clock import beijing, iso, local  # noqa: E402
 from models.errors import DomainError  # noqa: E402
 from models.org import get_person, get_unit, holders, office_unit  # noqa: E402
 from models.requests import optional_time  # noqa: E402
@@ -208,10 +217,10 @@ def report(req: ReportIncidentRequest, flow_run_id: str | None = None) -> Result
         suggested, reasons = suggest_level(category, figures)
         case.data = {
             "category": category, "level": level, "reporter_path": path,
-            "description": req.description, "discovered_at": discovered.isoformat(),
-            "occurred_at": occurred.isoformat() if occurred else None, "figures": figures,
+            "description": req.description, "discovered_at": iso(discovered),
+            "occurred_at": iso(occurred), "figures": figures,
             "measures": req.measures, "involved_persons": list(req.involved_persons),
-            "suggested_level": suggested, "reported_at": eff.isoformat(), "concealed": False,
+            "suggested_level": suggested, "reported_at": iso(eff), "concealed": False,
         }
         if LEVEL_RANK[suggested] > LEVEL_RANK[level]:
             step.warn(f"级别提示：所报级别为{IncidentLevel[level].value}，按分级指南建议至少为"
@@ -243,7 +252,7 @@ def report(req: ReportIncidentRequest, flow_run_id: str | None = None) -> Result
                 "level_label": req.level.value, "title": req.title, "description": req.description,
                 "discovered_at": beijing(discovered), "occurred_at": beijing(occurred) if occurred else "",
                 "reporter_path_label": req.reporter_path.value, "report_to": REPORT_TO[path],
-                "impact": [[FIGURE_LABELS[f], f"{v:g}"] for f, v in figures.items() if v],
+                "impact": [[FIGURE_LABELS[f], figure_text(v)] for f, v in figures.items() if v],
                 "warnings": list(case.warnings), "deadlines": _deadline_rows(step),
                 "contact": "、".join(get_person(s, p).name for p in holders(s, case.unit, "cyber_officer", on)) or "（空缺）",
             },
@@ -276,14 +285,14 @@ def update(req: UpdateIncidentRequest, flow_run_id: str | None = None) -> Result
                 if ob.status == ObligationStatus.missed:
                     step.warn(f"对外报告迟报：时限 {beijing(ob.due_at)}，实际 {beijing(external_at)}")
         notes = list(case.data.get("updates", []))
-        notes.append({"note": req.note, "at": step.effective_at.isoformat(), "by": step.actor})
+        notes.append({"note": req.note, "at": iso(step.effective_at), "by": step.actor})
         case.data = {**case.data, "updates": notes}
         if req.concealed and not case.data.get("concealed"):
             case.data = {**case.data, "concealed": True}
             step.warn("经查存在瞒报")
             step.payload["concealed"] = True
         if step.rule.action == "resolve":
-            case.data = {**case.data, "resolved_at": step.effective_at.isoformat()}
+            case.data = {**case.data, "resolved_at": iso(step.effective_at)}
             step.open("summary_report",
                       add_days(step.effective_at, policy.get("incident", "summary_report_days"), calendar(step.s)),
                       role="cyber_officer")

@@ -5,6 +5,7 @@ overwritten: a new holder of a single-holder role closes the old post's ``valid_
 """
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from typing import Any
 
@@ -127,8 +128,10 @@ def office_unit(s: Session, code: str, on: date) -> OrgUnit | None:
 
 
 def _line_of(raw: str, needle: str) -> int | None:
+    """First line holding ``needle`` (``key: value``), in YAML (plain or quoted) or JSON."""
+    pattern = re.compile(re.escape(needle) + r"(?![\w-])")
     for n, line in enumerate(raw.splitlines(), 1):
-        if needle in line:
+        if pattern.search(line.replace('"', "").replace("'", "")):
             return n
     return None
 
@@ -173,6 +176,8 @@ def load_org(s: Session, data: dict[str, Any], raw: str = "") -> dict[str, int]:
             vt = _dt.date.fromisoformat(str(p["valid_to"])) if p.get("valid_to") else None
         except ValueError:
             refuse(f"岗位日期无效：{p}", needle)
+        if vt is not None and vt < vf:
+            refuse(f"岗位 valid_to {vt} 早于 valid_from {vf}：{p}", needle)
         parsed_posts.append((p["unit"], p["person"], p["role"], vf, vt))
 
     # Units: insert parents first (two passes keep foreign keys valid).
@@ -201,6 +206,15 @@ def load_org(s: Session, data: dict[str, Any], raw: str = "") -> dict[str, int]:
                 existing.valid_to = vt
             continue
         if role in SINGLE_HOLDER_ROLES:
+            clash = s.exec(select(Post).where(Post.unit == unit, Post.role == role, Post.person != person,
+                                              Post.valid_from == vf)).first()
+            if clash:
+                refuse(f"{unit} 的 {role} 自 {vf} 起已由 {clash.person} 担任，同一日期不能再任命 {person}",
+                       f"person: {person}")
+            nxt = s.exec(select(Post.valid_from).where(Post.unit == unit, Post.role == role, Post.person != person,
+                                                       Post.valid_from > vf).order_by(Post.valid_from)).first()
+            if nxt is not None and (vt is None or vt >= nxt):
+                vt = nxt - timedelta(days=1)
             for old in s.exec(
                 select(Post).where(Post.unit == unit, Post.role == role, Post.person != person,
                                    Post.valid_from < vf, or_(Post.valid_to.is_(None), Post.valid_to >= vf))

@@ -133,7 +133,7 @@ class Step:
 
     def warn(self, message: str) -> None:
         if message not in self.case.warnings:
-            self.case.warnings.append(message)
+            self.case.warnings = [*self.case.warnings, message]
         self.payload.setdefault("warnings", []).append(message)
 
     # -- notices

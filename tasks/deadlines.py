@@ -62,10 +62,10 @@ class Calendar:
 
     def is_workday(self, d: date) -> tuple[bool, bool]:
         """``(is a working day, confirmed)``; an unknown year falls back to Monday–Friday."""
-        if d.year in self.known_years:
-            return self._days[d], True
         found = self._days.get(d)
-        return (d.weekday() < 5 if found is None else found), False
+        if found is None:
+            return d.weekday() < 5, False
+        return found, d.year in self.known_years
 
     def confirmed(self, d: date) -> bool:
         return d.year in self.known_years

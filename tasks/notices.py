@@ -323,7 +323,7 @@ def render(kind: str, context: dict[str, Any]) -> tuple[str, str]:
     _kind_info(kind)
     ctx = _plain(context)
     html = HTML_ENV.get_template(template_name(kind, "html")).render(ctx)
-    text = TEXT_ENV.get_template(template_name(kind, "txt")).render(ctx)
+    text = TEXT_ENV.get_template(template_name(kind, "txt")).render(ctx).strip("\n") + "\n"
     return html, text
 
 

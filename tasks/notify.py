@@ -222,8 +222,8 @@ def secrets_of(url: str) -> list[str]:
 
 
 def _mask_free_text(text: str) -> str:
-    text = _KV_IN_TEXT.sub(lambda m: f"{m.group(1)}{m.group(2)}{STARS}", text)
-    return _BEARER.sub(lambda m: f"{m.group(1)} {STARS}", text)
+    text = _BEARER.sub(lambda m: f"{m.group(1)} {STARS}", text)
+    return _KV_IN_TEXT.sub(lambda m: f"{m.group(1)}{m.group(2)}{STARS}", text)
 
 
 def mask_text(text: str, secrets: Iterable[str] = ()) -> str:
@@ -335,10 +335,10 @@ def _wecombot(body, title, notify_type, meta, *args, **kwargs):
 _REWRITES = [
     (re.compile(r"(?<![\w.+\-])dingtalk://", re.I), "dingtalkx://"),
     (re.compile(r"(?<![\w.+\-])wecombot://", re.I), "wecombotx://"),
-    (re.compile(r"https?://oapi\.dingtalk\.com/robot/send/?\?access_token=([\w\-]+)&?", re.I),
-     r"dingtalkx://\1/?"),
-    (re.compile(r"https?://qyapi\.weixin\.qq\.com/cgi-bin/webhook/send/?\?key=([\w\-]+)&?", re.I),
-     r"wecombotx://\1/?"),
+    (re.compile(r"https?://oapi\.dingtalk\.com/robot/send/?\?access_token=([\w\-]+)(?:&([^\s'\"#]*))?", re.I),
+     lambda m: f"dingtalkx://{m[1]}/" + (f"?{m[2]}" if m[2] else "")),
+    (re.compile(r"https?://qyapi\.weixin\.qq\.com/cgi-bin/webhook/send/?\?key=([\w\-]+)(?:&([^\s'\"#]*))?", re.I),
+     lambda m: f"wecombotx://{m[1]}/" + (f"?{m[2]}" if m[2] else "")),
 ]
 
 
@@ -607,6 +607,6 @@ def deliver(ids: list[int] | None = None, *, limit: int = 500) -> dict:
             LOG.info("%s%s 已发送（#%s）", pinned_note(), where, row.id)
         else:
             counts["failed"] += 1
-            LOG.warning("%s%s 发送失败（#%s，第 %d 次，%s 后重试）：%s", pinned_note(), where, row.id,
-                        row.attempts + 1, backoff(row.attempts + 1), error)
+            LOG.warning("%s%s 发送失败（#%s，第 %d 次，%d 分钟后重试）：%s", pinned_note(), where, row.id,
+                        row.attempts + 1, backoff(row.attempts + 1) // timedelta(minutes=1), error)
     return counts

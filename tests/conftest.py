@@ -43,6 +43,7 @@ def db(tmp_path, monkeypatch, pg_database):
 
     monkeypatch.setenv("DUTYFLOW_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("DUTYFLOW_NOW", raising=False)
+    monkeypatch.delenv("DUTYFLOW_APPRISE_CONFIG", raising=False)
     if pg_database:
         import sqlalchemy as sa
 
@@ -61,3 +62,115 @@ def db(tmp_path, monkeypatch, pg_database):
     init_schema()
     yield url
     dispose_all()
+
+
+# ---------------------------------------------------------------- notification sink
+
+
+class Sink:
+    """A local HTTP server standing in for every notification channel (json://)."""
+
+    def __init__(self):
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.messages: list[dict] = []
+        self.fail_paths: set[str] = set()
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                path = self.path.strip("/")
+                if path in sink.fail_paths:
+                    self.send_response(500)
+                    self.end_headers()
+                    return
+                try:
+                    payload = json.loads(body or b"{}")
+                except ValueError:
+                    payload = {"raw": body.decode(errors="replace")}
+                payload["_path"] = path
+                sink.messages.append(payload)
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def to(self, person: str) -> list[dict]:
+        return [m for m in self.messages if m["_path"] == person]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def sink():
+    s = Sink()
+    yield s
+    s.close()
+
+
+DEMO_ORG_FILE = __import__("pathlib").Path(__file__).resolve().parent.parent / "deployments" / "demo_org.yaml"
+
+
+def demo_org_text(port: int) -> str:
+    """The shipped demo org with every channel pointed at the local sink."""
+    return DEMO_ORG_FILE.read_text(encoding="utf-8").replace("127.0.0.1:9000", f"127.0.0.1:{port}")
+
+
+@pytest.fixture
+def org(db, sink, tmp_path):
+    """Fresh database + the demo org (channels → the sink). Yields the org file path."""
+    import yaml
+
+    from models.db import session
+    from models.org import load_org
+
+    raw = demo_org_text(sink.port)
+    path = tmp_path / "org.yaml"
+    path.write_text(raw, encoding="utf-8")
+    with session() as s:
+        load_org(s, yaml.safe_load(raw), raw)
+    return path
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """Pin the one clock: ``clock("2026-11-28T10:00:00+08:00")``."""
+
+    def set_to(value: str) -> None:
+        monkeypatch.setenv("DUTYFLOW_NOW", value)
+
+    return set_to
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One Prefect test harness per pytest run (≈10 s to start)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def db_counts() -> dict[str, int]:
+    """Row counts of every domain table: 'nothing written' checks compare these."""
+    import sqlalchemy as sa
+    from sqlmodel import SQLModel
+
+    from models.db import engine
+
+    with engine().connect() as c:
+        return {
+            name: c.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+            for name, table in SQLModel.metadata.tables.items()
+        }

@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import Session, SQLModel, select
 
 from models import db as dbm
 from models.calendar import (
@@ -42,16 +42,40 @@ def midnight(y, m, d) -> datetime:
     return bj(y, m, d, 0, 0)
 
 
-def count_rows(s) -> int:
-    return s.exec(select(sa.func.count()).select_from(WorkDay)).one()
+def count_rows(s, year: int | None = None) -> int:
+    q = select(sa.func.count()).select_from(WorkDay)
+    if year is not None:
+        q = q.where(WorkDay.day >= date(year, 1, 1), WorkDay.day <= date(year, 12, 31))
+    return s.exec(q).one()
+
+
+def empty_table() -> None:
+    """init_schema() seeds the calendar: start some tests from an empty table."""
+    with dbm.session() as s:
+        s.execute(sa.delete(WorkDay.__table__))
 
 
 @pytest.fixture
-def cal(db):
+def seeded(db):
+    """The test database seeded from chinese_calendar; returns its cached Calendar."""
     with dbm.session() as s:
         seed_from_chinese_calendar(s)
     with dbm.session() as s:
         return dl.calendar(s)
+
+
+@pytest.fixture(scope="module")
+def cal(tmp_path_factory):
+    """A seeded calendar shared by the pure deadline tests (seeded and loaded once)."""
+    eng = sa.create_engine(f"sqlite:///{tmp_path_factory.mktemp('cal') / 'cal.db'}")
+    SQLModel.metadata.create_all(eng, tables=[WorkDay.__table__])
+    with Session(eng) as s:
+        assert seed_from_chinese_calendar(s) == 8401
+        s.commit()
+        loaded = Calendar.load(s)
+    eng.dispose()
+    assert loaded.known_years == frozenset(range(2004, 2027))
+    return loaded
 
 
 FILE_2027 = """\
@@ -73,7 +97,10 @@ def write(tmp_path, text, name="cal2027.yaml"):
 # --------------------------------------------------------------------------- seeding
 
 
-def test_seed_rows_notes_and_idempotence(db):
+def test_seed_rows_notes_and_idempotence(db, tmp_path):
+    with dbm.session() as s:
+        assert count_rows(s) == 8401  # init_schema() seeded already
+    empty_table()
     with dbm.session() as s:
         t = time.perf_counter()
         inserted = seed_from_chinese_calendar(s)
@@ -96,29 +123,28 @@ def test_seed_rows_notes_and_idempotence(db):
     assert (rows[date(2026, 3, 9)].workday, rows[date(2026, 3, 9)].note) == (True, "")  # plain Mon
     assert rows[date(2026, 3, 9)].source == "chinese_calendar"
 
-
-def test_seed_agrees_with_chinese_calendar_functions(db):
-    import chinese_calendar as cc
-
-    with dbm.session() as s:
-        seed_from_chinese_calendar(s)
-        rows = year_rows(s, 2026) + year_rows(s, 2015)
-    for r in rows:
-        assert r.workday == cc.is_workday(r.day), r.day
-    # 2026: 261 Mon–Fri − 19 of them off (1/1–2, 2/16–20, 2/23, 4/6, 5/1, 5/4–5, 6/19, 9/25,
-    # 10/1–2, 10/5–7) + 6 make-up days = 248 working days
-    assert sum(r.workday for r in rows if r.day.year == 2026) == 248
-
-
-def test_seed_keeps_rows_loaded_from_a_file(db, tmp_path):
+    # a year loaded from a file wins over a later seeding
     text = "year: 2026\nsource: 测试\nholidays: [{name: 测试假, days: [2026-03-09]}]\n"
     with dbm.session() as s:
-        load_calendar_file(s, write(tmp_path, text, "c2026.yaml"))
+        assert load_calendar_file(s, write(tmp_path, text, "c2026.yaml"))["replaced"] == 365
     with dbm.session() as s:
-        assert seed_from_chinese_calendar(s) == 8401 - 365
+        assert seed_from_chinese_calendar(s) == 0
     with dbm.session() as s:
         row = s.get(WorkDay, date(2026, 3, 9))
         assert (row.workday, row.note, row.source) == (False, "测试假", "测试")
+        assert s.get(WorkDay, date(2026, 10, 1)).workday is True  # the file has no 国庆节
+        assert count_rows(s) == 8401
+
+
+def test_seed_agrees_with_chinese_calendar_functions(cal):
+    import chinese_calendar as cc
+
+    days = [date(y, 1, 1) + timedelta(days=i) for y in (2015, 2026) for i in range(365)]
+    for d in days:
+        assert cal.is_workday(d) == (cc.is_workday(d), True), d
+    # 2026: 261 Mon–Fri − 19 of them off (1/1–2, 2/16–20, 2/23, 4/6, 5/1, 5/4–5, 6/19, 9/25,
+    # 10/1–2, 10/5–7) + 6 make-up days = 248 working days
+    assert sum(cal.is_workday(d)[0] for d in days if d.year == 2026) == 248
 
 
 # --------------------------------------------------------------------------- working days
@@ -223,7 +249,8 @@ def test_add_hours_is_clock_hours_across_midnight_and_holidays(cal):
 # --------------------------------------------------------------------------- 2027 and the file
 
 
-def test_deadline_into_2027_is_unconfirmed_until_the_year_is_loaded(db, cal, tmp_path):
+def test_deadline_into_2027_is_unconfirmed_until_the_year_is_loaded(seeded, tmp_path):
+    cal = seeded
     start = bj(2026, 12, 10, 10, 0)
     # 12/11 (1), 12/14–18 (2–6), 12/21–25 (7–11), 12/28–31 (12–15); Mon–Fri guess for 2027:
     # Fri 1/1 (16), 1/4–8 (17–21), 1/11–15 (22–26), 1/18–21 (27–30)
@@ -232,8 +259,15 @@ def test_deadline_into_2027_is_unconfirmed_until_the_year_is_loaded(db, cal, tmp
     # entirely within 2026: confirmed
     assert add_working_days(start, 15, cal) == Deadline(midnight(2027, 1, 1), False)
 
+    # the cached calendar: no query per call, however often the sweep asks
     with dbm.session() as s:
-        assert dl.calendar(s) is cal  # cached, no reload
+        assert 2027 not in known_years(s)
+        queries = []
+        sa.event.listen(dbm.engine(), "before_cursor_execute", lambda *a: queries.append(a[2]))
+        for i in range(2000):
+            add_working_days(start + timedelta(hours=i), 3, dl.calendar(s))
+        assert queries == []
+        assert dl.calendar(s) is cal
         summary = load_calendar_file(s, write(tmp_path, FILE_2027))
     assert summary["year"] == 2027 and summary["days"] == 365
     assert summary["makeup_workdays"] == 1 and summary["holiday_days"] == 12
@@ -254,7 +288,8 @@ def test_load_file_rows_and_upsert(db, tmp_path):
         load_calendar_file(s, write(tmp_path, FILE_2027))
     with dbm.session() as s:
         rows = {r.day: r for r in year_rows(s, 2027)}
-        assert len(rows) == 365 and count_rows(s) == 365
+        assert len(rows) == 365 and count_rows(s, 2027) == 365
+        assert count_rows(s) == 8401 + 365
         assert (rows[date(2027, 1, 1)].workday, rows[date(2027, 1, 1)].note) == (False, "元旦")
         assert (rows[date(2027, 2, 13)].workday, rows[date(2027, 2, 13)].note) == (False, "春节")
         assert (rows[date(2027, 2, 14)].workday, rows[date(2027, 2, 14)].note) == (True, "调休上班")
@@ -267,7 +302,7 @@ def test_load_file_rows_and_upsert(db, tmp_path):
         summary = load_calendar_file(s, write(tmp_path, json.dumps(doc, ensure_ascii=False), "c.json"))
         assert summary["replaced"] == 365
     with dbm.session() as s:
-        assert count_rows(s) == 365
+        assert count_rows(s) == 8401 + 365
         assert s.get(WorkDay, date(2027, 2, 8)).workday is True
         assert s.get(WorkDay, date(2027, 2, 14)).workday is False
         assert s.get(WorkDay, date(2027, 1, 1)).source == "更正"
@@ -300,25 +335,26 @@ holiday: [{name: 元旦, days: [2027-01-01]}]
 }
 
 
-@pytest.mark.parametrize("case", sorted(BAD_FILES))
-def test_refused_file_writes_nothing(db, tmp_path, case):
-    text, expected = BAD_FILES[case]
+def test_refused_files_write_nothing(db, tmp_path):
     with dbm.session() as s:
         load_calendar_file(s, write(tmp_path, FILE_2027, "good.yaml"))
     with dbm.session() as s:
         before = [(r.day, r.workday, r.note, r.source) for r in year_rows(s, 2027)]
-    with pytest.raises(DomainError) as err:
+        total = count_rows(s)
+    assert len(before) == 365 and total == 8401 + 365
+    for case, (text, expected) in sorted(BAD_FILES.items()):
+        with pytest.raises(DomainError) as err:
+            with dbm.session() as s:
+                load_calendar_file(s, write(tmp_path, text, "bad.yaml"))
+        assert expected in str(err.value), case
+        assert "bad.yaml" in str(err.value), case
         with dbm.session() as s:
-            load_calendar_file(s, write(tmp_path, text, "bad.yaml"))
-    assert expected in str(err.value)
-    assert "bad.yaml" in str(err.value)
-    with dbm.session() as s:
-        after = [(r.day, r.workday, r.note, r.source) for r in year_rows(s, 2027)]
-        assert count_rows(s) == 365
-    assert after == before
+            after = [(r.day, r.workday, r.note, r.source) for r in year_rows(s, 2027)]
+            assert count_rows(s) == total, case
+        assert after == before, case
 
-
-def test_refused_file_on_empty_table_writes_nothing(db, tmp_path):
+    # on an empty table: still nothing written
+    empty_table()
     with pytest.raises(DomainError):
         with dbm.session() as s:
             load_calendar_file(s, write(tmp_path, BAD_FILES["bad date"][0]))
@@ -330,20 +366,6 @@ def test_refused_file_on_empty_table_writes_nothing(db, tmp_path):
 
 
 # --------------------------------------------------------------------------- cache, overdue
-
-
-def test_calendar_cache_does_not_query_per_call(cal, db):
-    with dbm.session() as s:
-        c1 = dl.calendar(s)
-        queries = []
-        sa.event.listen(dbm.engine(), "before_cursor_execute", lambda *a: queries.append(a[2]))
-        for i in range(2000):
-            add_working_days(bj(2026, 9, 18, 16, 0) + timedelta(hours=i), 3, dl.calendar(s))
-        assert queries == []
-        assert dl.calendar(s) is c1
-    dl.invalidate()
-    with dbm.session() as s:
-        assert dl.calendar(s) is not c1
 
 
 def test_unknown_year_falls_back_to_monday_to_friday():

@@ -237,7 +237,7 @@ def letterhead(kind: str, **over) -> Letterhead:
     issuer = OrgUnit(code="JD01", name="X街道党工委", kind="street", doc_prefix=PREFIX)
     args = dict(title="关于社区门户网站被篡改事件的报告", main_to="区委网信办",
                 doc_number=format_doc_number(PREFIX, 2026, 7), copy_no="000007",
-                signer="王五" if KIND_INFO[kind][2] else "", cc=["区公安分局网安大队", "街道纪工委"],
+                signer="王五" if KIND_INFO.get(kind, ("", "", True))[2] else "", cc=["区公安分局网安大队", "街道纪工委"],
                 attachments=["受影响系统清单"])
     args.update(over)
     return build_letterhead(issuer, kind, **args)
@@ -276,7 +276,7 @@ def test_sandbox_limits_multiplication():
         with pytest.raises(SecurityError):
             env.from_string("{{ [1] * n }}").render(n=10**6)
         with pytest.raises(SecurityError):
-            env.from_string("{{ 9 ** 10**8 }}").render()
+            env.from_string("{{ 9 ** (10 ** 8) }}").render()  # ** is left-associative in Jinja
         assert env.from_string("{{ '—' * 3 }}{{ 2 ** 10 }}{{ 6 * 7 }}").render() == "———102442"
 
 
@@ -346,3 +346,23 @@ def test_letterhead_refusals_and_fields():
     html, text = render("report_reminder", reminder_context(letterhead=lh))
     assert "秘密★1年" in html and "秘密★1年" in text
     assert {"letterhead", "requirement", "step"} <= required_variables("report_reminder")
+
+
+def test_real_outbox_queues_one_row_per_channel(db):
+    """With the real ``tasks.notify`` (skipped while it does not exist)."""
+    pytest.importorskip("tasks.notify")
+    from models.notice import Notification
+    from models.org import Person
+
+    t = datetime(2026, 11, 28, 1, 0, tzinfo=timezone.utc)
+    with session() as s:
+        s.add(OrgUnit(code="JD01", name="X街道党工委", kind="street", doc_prefix=PREFIX))
+        s.add(Person(id="p-zhang", name="张三", channels=["json://127.0.0.1:9/p", "mailto://u:p@example.org"]))
+        s.flush()
+        s.add(Case(id=CASE_ID, kind="incident", state="reported", unit="JD01", created_at=t, updated_at=t))
+    with session() as s:
+        nid = issue(s).id
+    with session() as s:
+        rows = s.exec(select(Notification).where(Notification.notice_id == nid)).all()
+        assert sorted(r.channel for r in rows) == ["json://127.0.0.1:9/p", "mailto://u:p@example.org"]
+        assert {r.person for r in rows} == {"p-zhang"}

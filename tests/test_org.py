@@ -273,11 +273,6 @@ def test_bad_file_refused_on_empty_database(db):
     assert counts() == (0, 0, 0)
 
 
-@pytest.mark.xfail(
-    reason="models/org.py: the line finder searches YAML-style 'key: value' only, so a JSON "
-    "org file (SPEC §5: YAML or JSON) is refused without its line",
-    strict=False,
-)
 def test_bad_json_file_refused_with_line(demo):
     raw = json.dumps(
         {"posts": [{"unit": "SQ01", "person": "p-nobody", "role": "liaison",
@@ -295,8 +290,6 @@ def test_bad_json_file_refused_with_line(demo):
 # inverted dates pass); the fix is described in the org-file work report.
 
 
-@pytest.mark.xfail(reason="models/org.py: an earlier-dated open post is not capped at the "
-                   "next holder's valid_from, so two principals overlap", strict=False)
 def test_backfilled_holder_ends_before_later_holder(demo):
     load_text("""\
 persons:
@@ -308,8 +301,6 @@ posts:
     assert holder("SQ04", "principal", date(2026, 1, 1)) == ["p-luo-chunmei"]
 
 
-@pytest.mark.xfail(reason="models/org.py: a second holder from the same valid_from is "
-                   "accepted, giving two principals", strict=False)
 def test_same_day_second_holder_refused(demo):
     raw = """\
 persons:
@@ -324,7 +315,6 @@ posts:
     assert counts() == before
 
 
-@pytest.mark.xfail(reason="models/org.py: valid_to before valid_from is accepted", strict=False)
 def test_inverted_post_dates_refused(demo):
     raw = """\
 posts:

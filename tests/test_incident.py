@@ -1,0 +1,249 @@
+"""事件报告和及时处置 (SPEC 3.1): scenario tests through the flows, rule tests on the core."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import db_counts
+
+from models.db import session
+from models.errors import DomainError
+
+OFFICER, LEAD, PRINCIPAL = "p-guo-tao", "p-hu-haiyan", "p-zhu-hongwei"  # SQ03 today
+OFFICE_HEAD = "p-sun-jianhua"  # 街道网信办主任
+DOC_NUMBER = re.compile(r"^建设社〔2026〕[1-9]\d*号$")
+
+
+def report_params(**over):
+    params = dict(
+        actor=OFFICER, unit="SQ03", category="defacement", level="relatively_major",
+        title="社区门户网站首页被篡改", description="首页被植入有害信息，已断开外网",
+        discovered_at="2026-11-28T10:00:00+08:00",
+    )
+    params.update(over)
+    return params
+
+
+def show(case_id: str) -> dict:
+    from models.case_view import case_json, load_case
+
+    with session() as s:
+        return case_json(s, load_case(s, case_id))
+
+
+def obligation(case: dict, kind: str) -> dict:
+    found = [o for o in case["obligations"] if o["kind"] == kind]
+    assert found, f"no {kind} obligation in {case['obligations']}"
+    return found[-1]
+
+
+def run_flow(name: str, **params) -> dict:
+    from flows.registry import flows, request_model
+    from models.requests import validate_request
+
+    fl = flows()[name]
+    return fl(request=validate_request(request_model(fl), params))
+
+
+# ---------------------------------------------------------------- scenarios through the flows
+
+
+@pytest.mark.usefixtures("prefect_harness")
+class TestScenarios:
+    def test_in_time_relatively_major_report(self, org, sink, clock):
+        clock("2026-11-28T10:30:00+08:00")
+        out = run_flow("report-incident", **report_params())
+        assert out["state"] == "reported"
+        case = show(out["case_id"])
+        internal = obligation(case, "internal_report")
+        assert internal["status"] == "met"
+        external = obligation(case, "external_report")
+        assert external["status"] == "open"
+        assert external["due_at"] == "2026-11-28T14:00:00+08:00"  # discovered + 4 h (other path)
+        assert obligation(case, "handling")["due_at"] == "2026-11-29T10:00:00+08:00"  # 较大: 24 h
+        [notice] = case["notices"]
+        assert DOC_NUMBER.match(notice["doc_number"]), notice["doc_number"]
+        assert sorted(notice["recipients"]) == sorted([OFFICER, LEAD, PRINCIPAL, OFFICE_HEAD])
+        assert [n["status"] for n in case["notifications"]] == ["sent"] * 4
+        assert sorted(m["_path"] for m in sink.messages) == sorted([OFFICER, LEAD, PRINCIPAL, OFFICE_HEAD])
+        assert all(notice["doc_number"] in m["title"] + m["message"] for m in sink.messages)
+        assert out["delivery"]["sent"] == 4
+
+    def test_late_report_records_the_delay(self, org, clock):
+        clock("2026-11-28T10:30:00+08:00")
+        out = run_flow("report-incident", **report_params(discovered_at="2026-11-28T08:00:00+08:00"))
+        case = show(out["case_id"])
+        internal = obligation(case, "internal_report")
+        assert internal["status"] == "missed"
+        assert internal["late_minutes"] == 90  # due 09:00, reported 10:30
+        assert any("迟报" in w and "90 分钟" in w for w in case["warnings"])
+
+    def test_general_incident_has_no_external_obligation(self, org, clock):
+        clock("2026-11-28T10:30:00+08:00")
+        out = run_flow("report-incident", **report_params(level="general", category="malware"))
+        case = show(out["case_id"])
+        kinds = [o["kind"] for o in case["obligations"]]
+        assert "external_report" not in kinds
+        assert obligation(case, "handling")["due_at"] == "2026-12-01T10:00:00+08:00"  # 一般: 72 h
+
+    def test_personal_info_leak_entered_too_low_is_warned(self, org, clock):
+        clock("2026-11-28T10:30:00+08:00")
+        out = run_flow("report-incident", **report_params(
+            category="personal_info_leak", level="一般（Ⅳ级）", affected_persons=2_000_000))
+        case = show(out["case_id"])
+        assert case["data"]["level"] == "general"  # the operator's level stands
+        assert case["data"]["suggested_level"] == "relatively_major"
+        assert any("较大（Ⅲ级）" in w and "200万人" in w for w in case["warnings"]), case["warnings"]
+        assert out["warnings"] == case["warnings"]
+
+    def test_resolution_opens_the_30_day_summary_then_closes(self, org, clock):
+        clock("2026-11-28T10:30:00+08:00")
+        case_id = run_flow("report-incident", **report_params())["case_id"]
+        clock("2026-11-28T16:00:00+08:00")
+        out = run_flow("update-incident", actor=OFFICER, case_id=case_id, note="已恢复页面",
+                       external_reported_at="2026-11-28T11:00:00+08:00", resolved=True)
+        assert out["state"] == "resolved"
+        case = show(case_id)
+        assert obligation(case, "external_report")["status"] == "met"
+        assert obligation(case, "handling")["status"] == "met"
+        summary = obligation(case, "summary_report")
+        # 30 calendar days start the next day: 11/29 … 12/28 (a Monday) → ends 24:00 of 12/28
+        assert summary["due_at"] == "2026-12-29T00:00:00+08:00"
+        assert summary["status"] == "open"
+        out = run_flow("submit-incident-summary", actor=OFFICER, case_id=case_id, cause="弱口令",
+                       handling="断网、恢复", harm="有限", lessons="启用双因素认证")
+        assert out["state"] == "closed"
+        assert obligation(show(case_id), "summary_report")["status"] == "met"
+
+    def test_sweep_after_missed_external_deadline_reminds_once(self, org, sink, clock):
+        clock("2026-11-28T10:30:00+08:00")
+        case_id = run_flow("report-incident", **report_params())["case_id"]
+        sent_before = len(sink.messages)
+        clock("2026-11-28T14:05:00+08:00")  # external report due 14:00
+        first = run_flow("sweep-deadlines")
+        assert first["acted"] == 1
+        case = show(case_id)
+        external = obligation(case, "external_report")
+        assert external["status"] == "missed" and external["step"] == 1
+        reminders = [n for n in case["notices"] if n["kind"] == "report_reminder"]
+        assert len(reminders) == 1
+        assert sorted(reminders[0]["recipients"]) == sorted([OFFICER, LEAD, PRINCIPAL])
+        assert len(sink.messages) == sent_before + 3
+        clock("2026-11-28T14:06:00+08:00")
+        second = run_flow("sweep-deadlines")
+        assert second["acted"] == 0
+        assert len([n for n in show(case_id)["notices"] if n["kind"] == "report_reminder"]) == 1
+        assert len(sink.messages) == sent_before + 3
+        from models.audit import verify
+
+        with session() as s:
+            assert verify(s)[0]
+
+
+# ---------------------------------------------------------------- bad input: one message, nothing written
+
+
+def refused(fn, *args, field: str | None = None, contains: str = "", **kwargs) -> DomainError:
+    before = db_counts()
+    with pytest.raises(DomainError) as info:
+        fn(*args, **kwargs)
+    assert db_counts() == before, "a refused request must write nothing"
+    if field:
+        assert info.value.field == field, info.value.message
+    assert contains in info.value.message
+    return info.value
+
+
+def core(name: str, **params):
+    from models import incident
+    from models.requests import validate_request
+
+    fn, model = {
+        "report-incident": (incident.report, incident.ReportIncidentRequest),
+        "update-incident": (incident.update, incident.UpdateIncidentRequest),
+        "submit-incident-summary": (incident.submit_summary, incident.SubmitIncidentSummaryRequest),
+    }[name]
+    return fn(validate_request(model, params))
+
+
+class TestBadInput:
+    @pytest.fixture
+    def case_id(self, org, clock):
+        clock("2026-11-28T10:30:00+08:00")
+        return core("report-incident", **report_params()).case.id
+
+    def test_unknown_unit(self, case_id):
+        refused(core, "report-incident", field="unit", contains="SQ99", **report_params(unit="SQ99"))
+
+    def test_level_outside_the_enum(self, case_id):
+        err = refused(core, "report-incident", field="level", **report_params(level="huge"))
+        assert "relatively_major" in err.message and "较大（Ⅲ级）" in err.message
+
+    def test_category_outside_the_enum(self, case_id):
+        refused(core, "report-incident", field="category", contains="defacement", **report_params(category="spam"))
+
+    @pytest.mark.parametrize("name,extra", [
+        ("report-incident", {}),
+        ("update-incident", {"note": "进展"}),
+        ("submit-incident-summary", {"cause": "a", "handling": "b", "harm": "c", "lessons": "d"}),
+    ])
+    def test_future_effective_at(self, case_id, name, extra):
+        params = report_params() if name == "report-incident" else {"actor": OFFICER, "case_id": case_id, **extra}
+        params["effective_at"] = "2026-11-28T12:00:00+08:00"
+        refused(core, name, field="effective_at", contains="2026年11月28日 12:00（北京时间）", **params)
+
+    def test_future_discovery(self, case_id):
+        refused(core, "report-incident", field="discovered_at",
+                **report_params(discovered_at="2026-11-29T10:00:00+08:00"))
+
+    def test_unknown_actor(self, case_id):
+        refused(core, "update-incident", field="actor", actor="p-nobody", case_id=case_id, note="x")
+
+    def test_unknown_involved_person(self, case_id):
+        refused(core, "report-incident", field="involved_persons[0]", **report_params(involved_persons=["p-x"]))
+
+    def test_unknown_case(self, case_id):
+        refused(core, "update-incident", field="case_id", actor=OFFICER, case_id="INC-2026-9999", note="x")
+
+    def test_summary_before_resolution_names_state_and_allowed_actions(self, case_id):
+        err = refused(core, "submit-incident-summary", actor=OFFICER, case_id=case_id,
+                      cause="a", handling="b", harm="c", lessons="d")
+        assert "reported（已报告）" in err.message
+        assert "progress" in err.message and "resolve" in err.message
+
+    def test_external_report_time_on_a_general_incident(self, org, clock):
+        clock("2026-11-28T10:30:00+08:00")
+        cid = core("report-incident", **report_params(level="general")).case.id
+        refused(core, "update-incident", field="external_reported_at", actor=OFFICER, case_id=cid,
+                note="x", external_reported_at="2026-11-28T10:40:00+08:00")
+
+    def test_unknown_field(self, case_id):
+        refused(core, "update-incident", field="colour", actor=OFFICER, case_id=case_id, note="x", colour="red")
+
+
+# ---------------------------------------------------------------- rules
+
+
+@pytest.mark.parametrize("category,figures,expected", [
+    ("personal_info_leak", {"affected_persons": 999_999}, "general"),
+    ("personal_info_leak", {"affected_persons": 1_000_000}, "relatively_major"),
+    ("personal_info_leak", {"affected_persons": 10_000_000}, "major"),
+    ("personal_info_leak", {"affected_persons": 100_000_000}, "particularly_major"),
+    ("defacement", {"affected_persons": 5_000_000}, "general"),  # persons count only for data leaks
+    ("defacement", {"spread_shares": 1000}, "relatively_major"),
+    ("defacement", {"spread_views": 1_000_000}, "particularly_major"),
+    ("ransomware", {"direct_loss_yuan": 20_000_000}, "major"),
+    ("cii_attack", {"downtime_hours": 0.5}, "relatively_major"),
+])
+def test_level_suggestion(category, figures, expected):
+    from models.incident import suggest_level
+
+    assert suggest_level(category, figures)[0] == expected
+
+
+def test_labels_and_ids_are_both_accepted():
+    from models.incident import IncidentLevel, ReportIncidentRequest
+
+    a = ReportIncidentRequest.model_validate(report_params(level="较大（Ⅲ级）"))
+    b = ReportIncidentRequest.model_validate(report_params(level="relatively_major"))
+    assert a.level is b.level is IncidentLevel.relatively_major
