@@ -124,7 +124,9 @@ def cmd_run(args) -> int:
     from deployments.settings import apply_offline_settings
 
     apply_offline_settings()
-    print(_use_prefect_api(), file=sys.stderr)
+    if not args.verbose:  # the error line or the JSON result is the output; logs are in the UI
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+    api = _use_prefect_api()
     from flows.registry import flows, request_model
     from models.requests import validate_request
 
@@ -133,7 +135,9 @@ def cmd_run(args) -> int:
         raise DomainError(f"未知流程 '{args.flow}'；可用：{', '.join(registry)}", "FLOW")
     fl = registry[args.flow]
     request = validate_request(request_model(fl), params)
-    _print_json(fl(request=request))
+    result = fl(request=request)
+    print(api, file=sys.stderr)
+    _print_json(result)
     return 0
 
 
@@ -276,6 +280,7 @@ def parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("run", help="run one flow in-process")
     sp.add_argument("flow")
     sp.add_argument("--params", default="{}")
+    sp.add_argument("--verbose", "-v", action="store_true", help="show Prefect's log lines")
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser("show", help="one case")

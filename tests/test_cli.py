@@ -1,0 +1,190 @@
+"""The public CLI surface of SPEC §5, driven as a user would: ``dutyflow …`` in a subprocess."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import db_counts
+
+DUTYFLOW = [sys.executable, "-m", "deployments.cli"]
+
+
+def cli(*args: str, env: dict | None = None, check: int | None = 0) -> subprocess.CompletedProcess:
+    proc = subprocess.run([*DUTYFLOW, *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+    if check is not None:
+        assert proc.returncode == check, f"exit {proc.returncode}\nstdout:{proc.stdout}\nstderr:{proc.stderr}"
+    return proc
+
+
+def cli_json(*args: str, **kw):
+    return json.loads(cli(*args, **kw).stdout)
+
+
+@pytest.fixture
+def harness_env(prefect_harness):
+    from prefect.settings import PREFECT_API_URL
+
+    return {"PREFECT_API_URL": PREFECT_API_URL.value()}
+
+
+def test_init_is_idempotent_and_org_show_round_trips(db, tmp_path):
+    cli("init", "--demo")
+    first = db_counts()
+    cli("init", "--demo")
+    assert db_counts() == first
+    org = cli_json("org", "show", "--json")
+    assert {u["code"] for u in org["units"]} >= {"JD01", "WXB", "JGW", *(f"SQ{i:02d}" for i in range(1, 13))}
+    assert set(org["posts"][0]) == {"unit", "person", "role", "valid_from", "valid_to"}
+    dumped = tmp_path / "org.json"
+    dumped.write_text(json.dumps(org, ensure_ascii=False), encoding="utf-8")
+    cli("org", "load", str(dumped))
+    assert db_counts() == first
+
+
+def test_org_load_refuses_a_bad_file_whole(db, tmp_path):
+    cli("init", "--demo")
+    before = db_counts()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("units: []\npersons:\n  - {id: p-new, name: 新人}\nposts:\n"
+                   "  - {unit: SQ99, person: p-new, role: principal, valid_from: 2026-01-01}\n", encoding="utf-8")
+    proc = cli("org", "load", str(bad), check=2)
+    assert "SQ99" in proc.stderr and "第 5 行" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert db_counts() == before
+
+
+def test_calendar_show_and_load(db, tmp_path):
+    cli("init")
+    out = cli("calendar", "show", "2026").stdout
+    assert "2026-02-14  上班" in out and "2026-10-10  上班" in out
+    assert "无工作日历数据" in cli("calendar", "show", "2027").stdout
+    f = tmp_path / "2027.yaml"
+    f.write_text("year: 2027\nsource: test\nholidays:\n  - {name: 元旦, days: [2027-01-01]}\nworkdays: []\n",
+                 encoding="utf-8")
+    cli("calendar", "load", str(f))
+    assert "2027-01-01  休息  元旦" in cli("calendar", "show", "2027").stdout
+
+
+def test_report_show_ledger_sweep_audit(db, harness_env, sink, tmp_path):
+    from conftest import demo_org_text
+
+    env = {**harness_env, "DUTYFLOW_NOW": "2026-11-28T10:30:00+08:00"}
+    cli("init", env=env)
+    org = tmp_path / "org.yaml"
+    org.write_text(demo_org_text(sink.port), encoding="utf-8")
+    cli("org", "load", str(org), env=env)
+    params = {"actor": "p-guo-tao", "unit": "SQ03", "category": "defacement", "level": "较大（Ⅲ级）",
+              "title": "门户网站被篡改", "description": "首页被篡改", "discovered_at": "2026-11-28T10:00:00+08:00"}
+    proc = cli("run", "report-incident", "--params", json.dumps(params, ensure_ascii=False), env=env)
+    result = json.loads(proc.stdout)
+    assert result["state"] == "reported" and result["case_id"] == "INC-2026-0001"
+    assert harness_env["PREFECT_API_URL"] in proc.stderr  # says which Prefect API it used
+
+    case = cli_json("show", "INC-2026-0001", "--json", env=env)
+    assert {"id", "kind", "state", "unit", "obligations", "events", "notices", "notifications",
+            "proposed_from", "warnings"} <= set(case)
+    assert case["kind"] == "incident" and case["unit"] == "SQ03"
+    assert set(case["obligations"][0]) >= {"kind", "due_at", "status", "step", "calendar_unconfirmed"}
+    assert set(case["events"][0]) >= {"seq", "type", "from_state", "to_state", "actor", "effective_at", "recorded_at"}
+    assert case["events"][0]["flow_run_id"]
+    assert set(case["notices"][0]) >= {"id", "kind", "doc_number", "title", "recipients"}
+    assert {n["status"] for n in case["notifications"]} == {"sent"}
+    assert [c["id"] for c in cli_json("cases", "--kind", "incident", "--json", env=env)] == ["INC-2026-0001"]
+    assert cli_json("cases", "--state", "closed", "--json", env=env) == []
+
+    ledger = cli_json("ledger", "--json", env=env)
+    assert [r["obligation"] for r in ledger] == ["external_report", "handling"]  # soonest first
+    assert cli_json("ledger", "--overdue", "--json", env=env) == []
+
+    later = {**env, "DUTYFLOW_NOW": "2026-11-28T15:00:00+08:00"}
+    assert cli_json("sweep", env=later)["acted"] == 1
+    assert cli_json("sweep", env=later)["acted"] == 0
+    overdue = cli_json("ledger", "--overdue", "--json", env=later)
+    assert [(r["case"], r["obligation"], r["step"]) for r in overdue] == [("INC-2026-0001", "external_report", 1)]
+    assert overdue[0]["responsible"][0]["person"] == "p-guo-tao"
+
+    notice_id = case["notices"][0]["id"]
+    out = tmp_path / "notice.html"
+    cli("notice", "render", notice_id, "--format", "html", "--out", str(out), env=env)
+    assert case["notices"][0]["doc_number"] in out.read_text(encoding="utf-8")
+    assert "审计链完整" in cli("audit", "verify", env=env).stdout
+
+
+def test_run_bad_input_exits_2_with_one_line_and_writes_nothing(db, harness_env):
+    cli("init", "--demo")
+    before = db_counts()
+    env = {**harness_env, "DUTYFLOW_NOW": "2026-11-28T10:30:00+08:00"}
+    base = {"actor": "p-guo-tao", "unit": "SQ03", "category": "defacement", "level": "relatively_major",
+            "title": "标题", "description": "描述", "discovered_at": "2026-11-28T10:00:00+08:00"}
+    for params, needle in [
+        ({**base, "level": "huge"}, "level"),
+        ({**base, "unit": "SQ99"}, "unit"),
+        ({**base, "effective_at": "2026-11-29T10:00:00+08:00"}, "effective_at"),
+    ]:
+        proc = cli("run", "report-incident", "--params", json.dumps(params), env=env, check=2)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("错误：") and needle in lines[0], proc.stderr
+        assert proc.stdout == ""
+    assert cli("run", "no-such-flow", env=env, check=2).stderr.count("\n") == 1
+    assert db_counts() == before
+
+
+def _tamper(sql: str) -> None:
+    """Edit the audit log behind the application's back (the trigger dropped first)."""
+    from models.db import engine
+
+    eng = engine()
+    with eng.begin() as c:
+        if eng.dialect.name == "sqlite":
+            c.exec_driver_sql("DROP TRIGGER audit_event_no_update")
+            c.exec_driver_sql("DROP TRIGGER audit_event_no_delete")
+        else:
+            c.exec_driver_sql("DROP TRIGGER audit_event_no_change ON audit_event")
+        c.exec_driver_sql(sql)
+
+
+def _scenario() -> None:
+    from models import incident
+    from models.requests import validate_request
+
+    os.environ["DUTYFLOW_NOW"] = "2026-11-28T10:30:00+08:00"
+    params = {"actor": "p-guo-tao", "unit": "SQ03", "category": "malware", "level": "general",
+              "title": "病毒", "description": "终端感染", "discovered_at": "2026-11-28T10:00:00+08:00"}
+    for _ in range(2):
+        case = incident.report(validate_request(incident.ReportIncidentRequest, params)).case
+    incident.update(validate_request(incident.UpdateIncidentRequest,
+                                     {"actor": "p-guo-tao", "case_id": case.id, "note": "清除", "resolved": True}))
+
+
+@pytest.mark.parametrize("sql,needle", [
+    ("UPDATE audit_event SET actor = 'p-someone' WHERE id = 2", "事件 2"),
+    ("DELETE FROM audit_event WHERE id = 2", "事件 2 缺失"),
+    ("DELETE FROM audit_event WHERE id = 3", "末尾"),
+])
+def test_audit_verify_detects_tampering(org, monkeypatch, sql, needle):
+    monkeypatch.setenv("DUTYFLOW_NOW", "2026-11-28T10:30:00+08:00")
+    _scenario()
+    ok = cli("audit", "verify")
+    assert "3 条事件" in ok.stdout
+    _tamper(sql)
+    bad = cli("audit", "verify", check=1)
+    assert needle in bad.stdout, bad.stdout
+
+
+def test_audit_rows_cannot_be_changed_through_the_db(org, monkeypatch):
+    import sqlalchemy as sa
+
+    from models.db import engine
+
+    monkeypatch.setenv("DUTYFLOW_NOW", "2026-11-28T10:30:00+08:00")
+    _scenario()
+    for sql in ("UPDATE audit_event SET actor = 'x' WHERE id = 1", "DELETE FROM audit_event WHERE id = 1"):
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"):
+            with engine().begin() as c:
+                c.exec_driver_sql(sql)
+    assert "审计链完整" in cli("audit", "verify").stdout

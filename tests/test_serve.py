@@ -1,0 +1,96 @@
+"""Prefect-level checks: deployment forms (Chinese titles) and `dutyflow serve` as a process."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from flows.registry import flows
+
+ISSUE_FLOWS = {"report-incident", "update-incident", "submit-incident-summary", "sweep-deadlines"}
+
+
+def _has_cjk(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text or "")
+
+
+def test_every_flow_is_registered():
+    assert ISSUE_FLOWS <= set(flows())
+
+
+def test_deployment_forms_carry_chinese_titles_and_descriptions():
+    from deployments.deployments import build
+
+    deps = {d.name: d for d in build()}
+    assert ISSUE_FLOWS <= set(deps)
+    for name, dep in deps.items():
+        assert _has_cjk(dep.description), name
+        schema = dep._parameter_openapi_schema.model_dump()
+        assert list(schema["properties"]) == ["request"], name
+        definitions = schema["definitions"]
+        request_def = next(v for k, v in definitions.items() if k.endswith("Request"))
+        for field, spec in request_def["properties"].items():
+            assert _has_cjk(spec.get("title", "")), f"{name}.{field} has no Chinese title: {spec}"
+    level = deps["report-incident"]._parameter_openapi_schema.model_dump()["definitions"]["IncidentLevel"]
+    assert "较大（Ⅲ级）" in level["enum"]  # operators pick Chinese labels
+    assert deps["sweep-deadlines"].schedules, "the sweep runs on a schedule"
+    interval = deps["sweep-deadlines"].schedules[0].schedule.interval
+    assert interval.total_seconds() == 60
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, data: dict | None = None):
+    req = urllib.request.Request(url, data=json.dumps(data).encode() if data is not None else None,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read() or b"null")
+
+
+def test_serve_starts_lists_deployments_and_stops_on_sigint(db, tmp_path):
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(DUTYFLOW_HOME=str(tmp_path / "serve-home"))
+    log = open(tmp_path / "serve.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "deployments.cli", "serve", "--port", str(port)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    api = f"http://127.0.0.1:{port}/api"
+    try:
+        names: set[str] = set()
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not ISSUE_FLOWS <= names:
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+            try:
+                names = {d["name"] for d in _get(f"{api}/deployments/filter", {})}
+            except OSError:
+                pass
+            time.sleep(1)
+        assert ISSUE_FLOWS <= names, (tmp_path / "serve.log").read_text()
+        assert _get(f"{api}/health") is True
+        assert _get(f"http://127.0.0.1:{port}/ui-settings")["api_url"] == api  # UI calls this port
+        printed = (tmp_path / "serve.log").read_text()
+        assert f"http://127.0.0.1:{port}" in printed
+        deps = {d["name"]: d for d in _get(f"{api}/deployments/filter", {})}
+        defs = deps["report-incident"]["parameter_openapi_schema"]["definitions"]
+        assert defs["ReportIncidentRequest"]["properties"]["unit"]["title"] == "发生单位"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=90) == 0
+        with pytest.raises(OSError):
+            _get(f"{api}/health")
+        assert not (tmp_path / "serve-home" / "serve.json").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
