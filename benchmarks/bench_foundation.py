@@ -67,6 +67,7 @@ class Row:
 
 
 ROWS: list[Row] = []
+LOAD_AT_START = " / ".join(f"{x:.2f}" for x in os.getloadavg())
 CHECKS: list[tuple[str, bool, str]] = []  # (what, ok, detail)
 NOTES: list[str] = []
 
@@ -312,9 +313,9 @@ def part1_core(dbs: Databases, sink: Sink, n: int, pg: bool, prof: str | None) -
             report(r)
             lat.append(time.perf_counter() - t)
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     profiled("1", prof, run)
-    total = time.perf_counter() - t0
+    total, cpu = time.perf_counter() - t0, time.process_time() - c0
     rate = n / total
     p50 = statistics.median(lat) * 1000
     p95 = statistics.quantiles(lat, n=20)[-1] * 1000
@@ -322,6 +323,7 @@ def part1_core(dbs: Databases, sink: Sink, n: int, pg: bool, prof: str | None) -
     row("1", "report() incidents/s (core, no Prefect)", backend, rate, "/s", at_least=20, bench_target=True)
     row("1", "report() latency p50", backend, p50, "ms", fmt="{:,.1f}")
     row("1", "report() latency p95", backend, p95, "ms", fmt="{:,.1f}")
+    row("1", "report() CPU time of this process per report", backend, cpu / n * 1000, "ms", fmt="{:,.1f}")
     from models.case import Case
 
     cases = count(Case.__table__)
@@ -372,14 +374,29 @@ def part2_flow(dbs: Databases, sink: Sink, n: int, prof: str | None) -> None:
         t0 = time.perf_counter()
         profiled("2", prof, run)
         total = time.perf_counter() - t0
+        got = sink.count - before
+        # what-if (informational): the same runs without Prefect's flow-run heartbeat thread,
+        # whose teardown joins a thread that sleeps in 1 s steps (PREFECT_FLOWS_HEARTBEAT_FREQUENCY)
+        import prefect.flow_engine as fe
+
+        prop = fe.BaseFlowRunEngine.__dict__["heartbeat_seconds"]
+        fe.BaseFlowRunEngine.heartbeat_seconds = property(lambda self: None)
+        try:
+            reqs = make_requests(n, "无心跳")
+            t0 = time.perf_counter()
+            for r in reqs:
+                report_incident(request=r)
+            nohb = n / (time.perf_counter() - t0)
+        finally:
+            fe.BaseFlowRunEngine.heartbeat_seconds = prop
     rate = n / total
     p50 = statistics.median(lat) * 1000
     say(f"    {n} flow runs in {total:.2f} s: {rate:.2f}/s, p50 {p50:.0f} ms, max {max(lat) * 1000:.0f} ms")
     row("2", "report_incident flow runs/s (incl. delivery)", "SQLite", rate, "/s", at_least=2, bench_target=True,
         fmt="{:,.2f}")
     row("2", "report_incident flow latency p50", "SQLite", p50, "ms", fmt="{:,.0f}")
+    row("2", "  what-if: flow runs/s with flow heartbeats off", "SQLite", nohb, "/s", fmt="{:,.2f}")
     row("2", "Prefect harness start (excluded)", "-", startup, "s", fmt="{:,.1f}")
-    got = sink.count - before
     check("flow results delivered", sent == 4 * n and got == 4 * n, f"(delivery.sent={sent}, sink got {got})")
     check("all flow runs reported", all(o["state"] == "reported" for o in outs), "")
 
@@ -501,12 +518,13 @@ def part3_sweep(dbs: Databases, sink: Sink, total: int, pg: bool, prof: str | No
     check("due() finds the due ones", len(rows) == min(due_n, 1000), f"({len(rows)} rows)")
 
     # (b) act on the due ones
-    t = time.perf_counter()
+    t, c0 = time.perf_counter(), time.process_time()
     out = profiled("3", prof, sweep)
-    sweep_s = time.perf_counter() - t
+    sweep_s, sweep_cpu = time.perf_counter() - t, time.process_time() - c0
     say(f"    sweep(): {out} in {sweep_s:.2f} s ({due_n / sweep_s:.0f} obligations/s)")
     row("3b", f"sweep() acting on {due_n:,} due", backend, sweep_s, "s", at_most=10, fmt="{:,.2f}")
     row("3b", "sweep() per due obligation", backend, sweep_s / due_n * 1000, "ms", fmt="{:,.2f}")
+    row("3b", "sweep() CPU time of this process", backend, sweep_cpu, "s", fmt="{:,.2f}")
     check("sweep acted on every due obligation", out["acted"] == due_n and out["errors"] == 0,
           f"(acted={out['acted']}, skipped={out['skipped']}, errors={out['errors']})")
     reminders = count(Notice.__table__, Notice.kind == "report_reminder")
@@ -597,16 +615,19 @@ def print_table(args) -> int:
         fmt="{:,.0f}")
     row("5", "peak RSS of a child (Prefect server)", "-", children, "MiB", fmt="{:,.0f}")
     mode = "quick" if args.quick else "full"
+    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     say(f"\n{'=' * 104}\ndutyflow foundation benchmark — {mode} run, clock pinned at {NOW}, "
-        f"Python {sys.version.split()[0]}\n{'=' * 104}")
-    head = f"{'#':<3} {'figure':<46} {'backend':<10} {'value':>12} {'unit':<4} {'target':<14} result"
+        f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs\n"
+        f"load average at start {LOAD_AT_START}, at end {load} (other work on the machine skews wall times)"
+        f"\n{'=' * 104}")
+    head = f"{'#':<3} {'figure':<48} {'backend':<10} {'value':>12} {'unit':<4} {'target':<14} result"
     say(head)
     say("-" * len(head))
     misses = 0
     for r in ROWS:
         res = "" if r.ok is None else ("PASS" if r.ok else "MISS")
         misses += r.ok is False
-        say(f"{r.part:<3} {r.figure:<46} {r.backend:<10} {r.fmt.format(r.value):>12} {r.unit:<4} "
+        say(f"{r.part:<3} {r.figure:<48} {r.backend:<10} {r.fmt.format(r.value):>12} {r.unit:<4} "
             f"{r.target:<14} {res}")
     say("-" * len(head))
     failed = [c for c in CHECKS if not c[1]]

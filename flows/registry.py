@@ -3,12 +3,18 @@ from __future__ import annotations
 
 
 def flows() -> dict:
-    from flows import incident, watchdog
+    from flows import incident, rectification, watchdog
 
     return {
         "report-incident": incident.report_incident,
         "update-incident": incident.update_incident,
         "submit-incident-summary": incident.submit_incident_summary,
+        "notify-risk": rectification.notify_risk,
+        "acknowledge-risk": rectification.acknowledge_risk,
+        "submit-rectification": rectification.submit_rectification,
+        "verify-rectification": rectification.verify_rectification,
+        "request-extension": rectification.request_extension,
+        "decide-extension": rectification.decide_extension,
         "sweep-deadlines": watchdog.sweep_deadlines,
     }
 

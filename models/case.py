@@ -30,6 +30,9 @@ class Case(SQLModel, table=True):
     title: str = ""
     classified: bool = False
     proposed_from: str | None = Field(default=None, foreign_key="case.id")
+    # "once per source and reason" keys, e.g. an accountability proposal per (source case,
+    # circumstance): unique, so whichever flow or sweep notices it first creates it.
+    dedupe_key: str | None = Field(default=None, unique=True, index=True)
     data: dict = Field(default_factory=dict, sa_column=Column(JSONDict, nullable=False))
     warnings: list = Field(default_factory=list, sa_column=Column(JSONList, nullable=False))
     created_at: datetime = _dt(nullable=False)

@@ -68,7 +68,7 @@ MACHINE = Machine(
         Rule("supplement", "补充报告", ("resolved",), None),
         Rule("resolve", "处置完毕", ("reported", "handling"), "resolved", meets=("handling",)),
         Rule("submit_summary", "提交总结报告", ("resolved",), "closed", meets=("summary_report",)),
-        Rule("obligation_missed", "逾期督办", tuple(STATES), None, system_only=True),
+        Rule("escalate", "逾期督办", tuple(STATES), None, system_only=True),
     ),
 )
 
@@ -238,7 +238,7 @@ def report(req: ReportIncidentRequest, flow_run_id: str | None = None) -> Result
         step.open("handling", add_hours(discovered, pol["handling_hours"][level]), role="cyber_lead")
         on = local(eff).date()
         office, office_people = office_recipients(s, case.unit, on)
-        signer = holders(s, case.unit, "principal", on)
+        signer = holders(s, case.unit, "principal", on) or holders(s, case.unit, "cyber_lead", on)
         step.notice(
             "incident_report",
             issuer=unit,
@@ -246,7 +246,7 @@ def report(req: ReportIncidentRequest, flow_run_id: str | None = None) -> Result
             title=f"关于{unit.name}发生{req.category.value}事件的报告",
             main_to=office.name if office else "街道网信办",
             urgency=URGENCY[level],
-            signer=get_person(s, signer[0]).name if signer else "（空缺）",
+            signer=get_person(s, signer[0]).name if signer else unit.name,
             context={
                 "case_id": case.id, "unit_name": unit.name, "category_label": req.category.value,
                 "level_label": req.level.value, "title": req.title, "description": req.description,
@@ -321,40 +321,43 @@ def _state_of(case_id: str) -> str | None:
         return case.state if case else None
 
 
+def _remind(step: Step, ob, implied) -> None:
+    """催报通知 from the street 网信办 to the unit's responsible persons."""
+    from tasks.deadlines import overdue_by
+
+    s, case = step.s, step.case
+    on = local(step.recorded_at).date()
+    office, _ = office_recipients(s, case.unit, on)
+    if office is None:
+        raise DomainError(f"单位 {case.unit} 找不到街道网信办（office 岗位），无法发出催报通知")
+    unit = get_unit(s, case.unit)
+    label = OBLIGATION_LABELS.get(ob.kind, ob.kind)
+    requirement = {
+        "internal_report": "立即向街道网信办报告事件情况",
+        "external_report": f"立即向{ob.data.get('report_to', '上级网信部门')}报告，并将报告时间录入系统",
+        "handling": "立即组织处置，处置完毕后录入系统",
+        "summary_report": "立即报送事件处置总结报告",
+    }.get(ob.kind, "立即办理")
+    step.notice(
+        "report_reminder", issuer=office,
+        recipients=unit_leaders(s, case.unit, on),
+        title=f"关于督促{unit.name}{label}的通知", main_to=unit.name,
+        context={"case_id": case.id, "unit_name": unit.name, "obligation_label": label,
+                 "due_at": beijing(ob.due_at), "overdue_by": overdue_by(ob.due_at, step.recorded_at),
+                 "requirement": requirement, "step": 1},
+    )
+
+
+def _ladders() -> dict:
+    from models.ladder import LadderStep
+
+    missed = [LadderStep(1, "missed", "逾期催报", lambda ob, cal: ob.due_at, _remind, marks_missed=True)]
+    return {kind: missed for kind in OBLIGATION_LABELS}
+
+
 def escalate(ob_id: int, case_id: str, flow_run_id: str | None = None) -> Result | None:
     """Sweep step for an incident obligation past its due time: mark it missed (迟报/逾期)
     and send the 催报通知 once. A second sweep finds nothing to do."""
-    from models.statemachine import Skip, lock_due_obligation
-    from tasks.deadlines import overdue_by
+    from models import ladder
 
-    def effect(step: Step) -> None:
-        ob = lock_due_obligation(step, ob_id)
-        if ob.step >= 1:
-            raise Skip
-        step.miss(ob)
-        ob.step, ob.next_action_at = 1, None
-        step.event_type = f"{ob.kind}_missed"
-        s, case = step.s, step.case
-        on = local(step.recorded_at).date()
-        office, _ = office_recipients(s, case.unit, on)
-        if office is None:
-            raise DomainError(f"单位 {case.unit} 找不到街道网信办（office 岗位），无法发出催报通知")
-        unit = get_unit(s, case.unit)
-        label = OBLIGATION_LABELS.get(ob.kind, ob.kind)
-        requirement = {
-            "internal_report": "立即向街道网信办报告事件情况",
-            "external_report": f"立即向{ob.data.get('report_to', '上级网信部门')}报告，并将报告时间录入系统",
-            "handling": "立即组织处置，处置完毕后录入系统",
-            "summary_report": "立即报送事件处置总结报告",
-        }.get(ob.kind, "立即办理")
-        step.notice(
-            "report_reminder", issuer=office,
-            recipients=unit_leaders(s, case.unit, on),
-            title=f"关于督促{unit.name}{label}的通知", main_to=unit.name,
-            context={"case_id": case.id, "unit_name": unit.name, "obligation_label": label,
-                     "due_at": beijing(ob.due_at), "overdue_by": overdue_by(ob.due_at, step.recorded_at),
-                     "requirement": requirement, "step": ob.step},
-        )
-
-    return transition(MACHINE, "obligation_missed", actor="system", case_id=case_id,
-                      effect=effect, flow_run_id=flow_run_id)
+    return ladder.escalate(MACHINE, _ladders(), ob_id, case_id, flow_run_id)

@@ -111,17 +111,27 @@ def ancestors(s: Session, code: str) -> list[OrgUnit]:
     return out
 
 
-def office_unit(s: Session, code: str, on: date) -> OrgUnit | None:
-    """The 网信办 serving ``code``: the nearest unit up the territorial line (itself or a
-    child of an ancestor) where someone holds the ``office`` role."""
+def role_unit(s: Session, code: str, role: str, on: date) -> OrgUnit | None:
+    """The nearest unit up the territorial line (itself or a child of an ancestor) where
+    someone holds ``role``: the 网信办 (``office``) or 纪工委 (``discipline``) serving ``code``."""
     for anc in ancestors(s, code):
         candidates = [anc] + list(
             s.exec(select(OrgUnit).where(OrgUnit.parent == anc.code).order_by(OrgUnit.code)).all()
         )
         for unit in candidates:
-            if holders(s, unit.code, "office", on):
+            if holders(s, unit.code, role, on):
                 return unit
     return None
+
+
+def office_unit(s: Session, code: str, on: date) -> OrgUnit | None:
+    """The street 网信办 serving ``code``."""
+    return role_unit(s, code, "office", on)
+
+
+def committee_unit(s: Session, code: str) -> OrgUnit | None:
+    """The 党工委 over ``code``: the nearest street up the territorial line."""
+    return next((u for u in ancestors(s, code) if u.kind == "street"), None)
 
 
 # ---------------------------------------------------------------- org file

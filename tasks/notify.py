@@ -414,10 +414,10 @@ def _message(notice: Notice) -> _Message:
         title = f"{title}（{notice.doc_number}）"
     text = notice.text or notice.title
     html = notice.html or None
-    if note:
-        if note not in text:
+    if note:  # a notice issued under the drill clock already says so
+        if "【演练时钟" not in text:
             text = f"{note}\n{text}"
-        if html and note not in html:
+        if html and "【演练时钟" not in html:
             html = f"<p>{_html.escape(note)}</p>\n{html}"
     return _Message(title, text, html, False)
 

@@ -24,9 +24,9 @@ log = logging.getLogger("dutyflow.sweep")
 
 def escalators() -> dict[str, Callable]:
     """case kind -> escalation step ``(obligation id, case id, flow_run_id) -> Result | None``."""
-    from models import incident
+    from models import incident, rectification
 
-    return {"incident": incident.escalate}
+    return {"incident": incident.escalate, "rectification": rectification.escalate}
 
 
 def due(at: datetime, limit: int, after: tuple | None = None) -> list[tuple]:

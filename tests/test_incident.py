@@ -5,6 +5,7 @@ import re
 
 import pytest
 from conftest import db_counts
+from tests_flow import run_flow
 
 from models.db import session
 from models.errors import DomainError
@@ -35,14 +36,6 @@ def obligation(case: dict, kind: str) -> dict:
     found = [o for o in case["obligations"] if o["kind"] == kind]
     assert found, f"no {kind} obligation in {case['obligations']}"
     return found[-1]
-
-
-def run_flow(name: str, **params) -> dict:
-    from flows.registry import flows, request_model
-    from models.requests import validate_request
-
-    fl = flows()[name]
-    return fl(request=validate_request(request_model(fl), params))
 
 
 # ---------------------------------------------------------------- scenarios through the flows

@@ -1,0 +1,358 @@
+"""限期整改 (SPEC 3.2) and the full deadline sweep (SPEC 3.5): scenarios and rules."""
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+import pytest
+from conftest import db_counts
+
+from models.db import session
+from models.errors import DomainError
+
+OFFICE = "p-sun-jianhua"  # 网信办主任 (issuer)
+OFFICER, LEAD, PRINCIPAL, OLD_PRINCIPAL = "p-guo-tao", "p-hu-haiyan", "p-zhu-hongwei", "p-ma-yumei"
+STREET_PRINCIPAL, DISCIPLINE = "p-wang-zhiqiang", "p-zheng-xiaoyan"
+
+
+def notify_params(**over):
+    p = dict(actor=OFFICE, unit="SQ03", source="X区网安〔2026〕3号通报", risk_level="medium",
+             problem="社区门户网站后台存在弱口令", problem_code="WEAK-PWD", requirement="修改口令并启用双因素认证")
+    p.update(over)
+    return p
+
+
+def core(action: str, **params):
+    from models import rectification as r
+    from models.requests import validate_request
+
+    fn, model = {
+        "notify": (r.notify, r.NotifyRiskRequest), "acknowledge": (r.acknowledge, r.AcknowledgeRiskRequest),
+        "submit": (r.submit, r.SubmitRectificationRequest), "verify": (r.verify, r.VerifyRectificationRequest),
+        "request_extension": (r.request_extension, r.RequestExtensionRequest),
+        "decide_extension": (r.decide_extension, r.DecideExtensionRequest),
+    }[action]
+    return fn(validate_request(model, params))
+
+
+def show(case_id: str) -> dict:
+    from models.case_view import case_json, load_case
+
+    with session() as s:
+        return case_json(s, load_case(s, case_id))
+
+
+def rectify(case: dict) -> dict:
+    return [o for o in case["obligations"] if o["kind"] == "rectify"][-1]
+
+
+def sweep_at(when: str) -> dict:
+    from tasks.notify import deliver
+    from tasks.sweep import sweep
+
+    os.environ["DUTYFLOW_NOW"] = when
+    result = sweep()
+    result["delivery"] = deliver()
+    return result
+
+
+def notices(case_id: str, kind: str | None = None) -> list[dict]:
+    return [n for n in show(case_id)["notices"] if kind is None or n["kind"] == kind]
+
+
+def stage_of(notice_id: str) -> str:
+    from models.notice import Notice
+
+    with session() as s:
+        return s.get(Notice, notice_id).context["stage"]
+
+
+def proposals(source: str) -> list[dict]:
+    from sqlmodel import select
+
+    from models.case import Case
+    from models.case_view import case_json
+
+    with session() as s:
+        return [case_json(s, c) for c in s.exec(select(Case).where(Case.proposed_from == source)).all()]
+
+
+# ---------------------------------------------------------------- through the flows
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_high_risk_over_the_make_up_sunday_closed_in_time(org, clock):
+    from tests_flow import run_flow
+
+    clock("2026-09-18T10:00:00+08:00")  # a Friday
+    out = run_flow("notify-risk", **notify_params(risk_level="高风险（3个工作日）"))
+    case_id = out["case_id"]
+    case = show(case_id)
+    ack = [o for o in case["obligations"] if o["kind"] == "acknowledge"][0]
+    assert ack["due_at"] == "2026-09-21T00:00:00+08:00"  # the make-up Sunday 9/20 is a working day
+    assert rectify(case)["due_at"] == "2026-09-23T00:00:00+08:00"  # 9/20, 9/21, 9/22
+    [notice] = case["notices"]
+    assert notice["kind"] == "rectification_notice" and notice["doc_number"].startswith("X街网安〔2026〕")
+    assert sorted(notice["recipients"]) == sorted([OFFICER, LEAD, PRINCIPAL])
+    clock("2026-09-20T09:00:00+08:00")
+    assert run_flow("acknowledge-risk", actor=OFFICER, case_id=case_id)["state"] == "acknowledged"
+    clock("2026-09-22T15:00:00+08:00")
+    out = run_flow("submit-rectification", actor=OFFICER, case_id=case_id, measures="已改口令，启用双因素",
+                   evidence=["整改截图-1", "复测报告-2"])
+    assert out["state"] == "submitted"
+    verify = [o for o in show(case_id)["obligations"] if o["kind"] == "verify"][0]
+    assert verify["due_at"] == "2026-09-29T00:00:00+08:00"  # 9/23, 9/24, then 9/25–27 off → 9/28
+    clock("2026-09-23T10:00:00+08:00")
+    assert run_flow("verify-rectification", actor=OFFICE, case_id=case_id, passed=True, opinion="复测通过")["state"] == "closed"
+    case = show(case_id)
+    assert {o["kind"]: o["status"] for o in case["obligations"]} == {"acknowledge": "met", "rectify": "met", "verify": "met"}
+    from tasks.ledger import ledger_rows
+
+    with session() as s:
+        assert [r for r in ledger_rows(s) if r["case"] == case_id] == []
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_sweep_flow_refreshes_the_overdue_ledger_artifact(org, clock):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+    from tests_flow import run_flow
+
+    clock("2026-09-18T10:00:00+08:00")
+    case_id = core("notify", **notify_params(risk_level="high")).case.id
+    clock("2026-09-24T10:00:00+08:00")
+    result = run_flow("sweep-deadlines")
+    assert result["acted"] == 2  # acknowledge urge + rectify urge
+    with get_client(sync_client=True) as client:
+        [artifact] = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["overdue-ledger"])),
+            sort=ArtifactSort.CREATED_DESC, limit=1)
+    rows = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
+    assert sorted((r["案件"], r["义务"], r["阶梯"]) for r in rows) == [(case_id, "acknowledge", 1), (case_id, "rectify", 2)]
+    assert {r["单位"] for r in rows} == {"SQ03 建设社区"}
+    assert all("郭涛" in r["责任人"] for r in rows)
+
+
+# ---------------------------------------------------------------- the ladder
+
+
+def test_a_medium_risk_left_alone_climbs_the_ladder_once_per_step(org, sink, clock, tmp_path):
+    clock("2026-09-18T10:00:00+08:00")
+    case_id = core("notify", **notify_params()).case.id
+    assert rectify(show(case_id))["due_at"] == "2026-10-10T00:00:00+08:00"  # 10 working days over 国庆
+    # SQ03 gets a new principal before the 约谈: the notice goes to whoever holds the post then
+    import yaml
+
+    from models.org import load_org
+
+    new = {"units": [], "persons": [{"id": "p-new-principal", "name": "新书记",
+                                     "channels": [f"json://127.0.0.1:{sink.port}/p-new-principal"]}],
+           "posts": [{"unit": "SQ03", "person": "p-new-principal", "role": "principal", "valid_from": "2026-10-12"}]}
+    with session() as s:
+        load_org(s, new, yaml.safe_dump(new, allow_unicode=True))
+    steps = {}
+    for when in ["2026-09-19T10:00", "2026-09-21T01:00", "2026-09-30T12:00", "2026-10-09T00:30",
+                 "2026-10-09T09:00", "2026-10-10T01:00", "2026-10-10T18:00", "2026-10-13T12:00",
+                 "2026-10-14T00:30", "2026-10-20T12:00", "2026-10-23T00:30", "2026-10-23T08:00",
+                 "2026-11-02T08:00"]:
+        sweep_at(when + ":00+08:00")
+        steps[when] = rectify(show(case_id))["step"]
+    assert steps["2026-10-09T09:00"] == 1 and steps["2026-10-10T18:00"] == 2
+    assert steps["2026-10-14T00:30"] == 3 and steps["2026-11-02T08:00"] == 4
+    reminders = notices(case_id, "rectification_reminder")
+    by_stage = {}
+    for n in reminders:
+        by_stage.setdefault(stage_of(n["id"]), []).append(n)
+    assert sorted(by_stage) == ["acknowledge", "reminder", "urge"]
+    assert [n["recipients"] for n in by_stage["reminder"]] == [[OFFICER]]
+    assert [sorted(n["recipients"]) for n in by_stage["urge"]] == [sorted([OFFICER, LEAD])]
+    assert [n["recipients"] for n in by_stage["acknowledge"]] == [[OFFICER]]
+    assert [n["recipients"] for n in notices(case_id, "interview_notice")] == [["p-new-principal"]]
+    [proposal] = proposals(case_id)
+    assert proposal["state"] == "proposed" and proposal["kind"] == "accountability"
+    assert proposal["data"]["circumstance"] == "c4_concealment_or_unrectified"
+    [pnotice] = proposal["notices"]
+    assert pnotice["kind"] == "accountability_proposal"
+    assert sorted(pnotice["recipients"]) == sorted([STREET_PRINCIPAL, DISCIPLINE])
+    # every notice went out once to each of its recipients
+    sent = [(m["_path"], m["title"]) for m in sink.messages]
+    assert len(sent) == len(set(sent))
+    assert len(sink.to("p-new-principal")) == 1
+    assert rectify(show(case_id))["status"] == "missed"
+
+
+def test_after_15_working_days_down_one_sweep_takes_the_latest_step_only(org, sink, clock):
+    clock("2026-09-18T10:00:00+08:00")
+    case_id = core("notify", **notify_params()).case.id
+    sweep_at("2026-09-18T10:00:00+08:00")  # delivers the 整改通知; nothing is due yet
+    before = len(sink.messages)
+    sweep_at("2026-10-30T09:00:00+08:00")  # due 10/10 00:00; 15 working days later, no sweep meanwhile
+    case = show(case_id)
+    ob = rectify(case)
+    assert ob["step"] == 4 and ob["status"] == "missed"
+    kinds = [n["kind"] for n in case["notices"]]
+    assert kinds.count("interview_notice") == 0
+    assert [stage_of(n["id"]) for n in case["notices"] if n["kind"] == "rectification_reminder"] == ["acknowledge"]
+    [proposal] = proposals(case_id)
+    assert len(proposal["notices"]) == 1
+    assert [e["type"] for e in case["events"]].count("rectify_proposal") == 1
+    ladder = _rectify_ladder_data(case_id)
+    assert [(x["name"], x["implied"]) for x in ladder] == [
+        ("reminder", True), ("urge", True), ("interview", True), ("proposal", False)]
+    assert len(sink.messages) - before == 1 + 2  # 催签收 to the officer, the proposal to two decision-makers
+    sweep_at("2026-10-30T10:00:00+08:00")
+    assert len(show(case_id)["notices"]) == len(case["notices"])
+    assert len(proposals(case_id)) == 1
+
+
+def _rectify_ladder_data(case_id: str) -> list[dict]:
+    from sqlmodel import select
+
+    from models.case import Obligation
+
+    with session() as s:
+        ob = s.exec(select(Obligation).where(Obligation.case_id == case_id, Obligation.kind == "rectify")).one()
+        return list(ob.data["ladder"])
+
+
+def test_two_concurrent_sweeps_take_each_step_once(org, clock):
+    from tasks.sweep import sweep
+
+    clock("2026-09-18T10:00:00+08:00")
+    ids = [core("notify", **notify_params(unit=f"SQ{i:02d}", problem_code=f"P{i}")).case.id for i in range(1, 7)]
+    os.environ["DUTYFLOW_NOW"] = "2026-10-30T09:00:00+08:00"
+    results, errors = [], []
+    barrier = threading.Barrier(2)
+
+    def worker():
+        try:
+            barrier.wait()
+            results.append(sweep(batch_size=2))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert sum(r["acted"] for r in results) == 12  # 6 × (acknowledge urge + rectify proposal)
+    for cid in ids:
+        assert len(proposals(cid)) == 1
+        assert len(notices(cid)) == 2  # the 整改通知 and one 催签收
+    from models.audit import verify
+
+    with session() as s:
+        assert verify(s)[0]
+
+
+# ---------------------------------------------------------------- verification, extensions, recurrence
+
+
+def test_failed_verification_returns_to_acknowledged_with_a_new_deadline(org, clock):
+    clock("2026-11-02T10:00:00+08:00")
+    case_id = core("notify", **notify_params(risk_level="high")).case.id
+    core("acknowledge", actor=OFFICER, case_id=case_id)
+    core("submit", actor=OFFICER, case_id=case_id, measures="改口令", evidence=["截图"])
+    clock("2026-11-04T10:00:00+08:00")
+    assert core("verify", actor=OFFICE, case_id=case_id, passed=False, opinion="复测仍可登录").case.state == "acknowledged"
+    case = show(case_id)
+    rects = [o for o in case["obligations"] if o["kind"] == "rectify"]
+    assert [o["status"] for o in rects] == ["met", "open"]
+    assert rects[-1]["due_at"] == "2026-11-10T00:00:00+08:00"  # 3 working days from Wed 11/4
+    assert rects[-1]["step"] == 0
+    core("submit", actor=OFFICER, case_id=case_id, measures="重置全部账号", evidence=["复测报告"])
+    assert core("verify", actor=OFFICE, case_id=case_id, passed=True, opinion="通过").case.state == "closed"
+
+
+def test_extension_approved_moves_the_deadline_and_resets_the_ladder(org, clock):
+    clock("2026-11-02T10:00:00+08:00")
+    case_id = core("notify", **notify_params(risk_level="high")).case.id
+    sweep_at("2026-11-06T10:00:00+08:00")  # rectify due 11/6 00:00 (11/3, 11/4, 11/5): 催办 taken
+    assert rectify(show(case_id))["step"] == 2
+    core("request_extension", actor=OFFICER, case_id=case_id, reason="需采购设备",
+         new_due_at="2026-11-20T00:00:00+08:00")
+    assert rectify(show(case_id))["due_at"] == "2026-11-06T00:00:00+08:00"  # unchanged until decided
+    core("decide_extension", actor=OFFICE, case_id=case_id, approved=True, opinion="同意")
+    ob = rectify(show(case_id))
+    assert (ob["due_at"], ob["step"], ob["status"]) == ("2026-11-20T00:00:00+08:00", 0, "open")
+    assert ob["next_action_at"] == "2026-11-19T00:00:00+08:00"  # reminder 1 working day before
+    events = [e["type"] for e in show(case_id)["events"]]
+    assert events[-2:] == ["request_extension", "decide_extension"]
+
+
+def test_extension_rejected_changes_nothing_but_the_record(org, clock):
+    clock("2026-11-02T10:00:00+08:00")
+    case_id = core("notify", **notify_params(risk_level="high")).case.id
+    core("request_extension", actor=OFFICER, case_id=case_id, reason="人手不足", new_due_at="2026-11-30T00:00:00+08:00")
+    before = rectify(show(case_id))
+    core("decide_extension", actor=OFFICE, case_id=case_id, approved=False, opinion="不同意")
+    after = show(case_id)
+    assert rectify(after) == before
+    assert [e["status"] for e in after["data"]["extensions"]] == ["rejected"]
+
+
+def test_recurrence_within_12_months_is_flagged_on_the_case_and_the_notice(org, clock):
+    from models.notice import Notice
+
+    clock("2026-03-02T10:00:00+08:00")
+    first = core("notify", **notify_params()).case.id
+    clock("2026-11-02T10:00:00+08:00")
+    second = core("notify", **notify_params())
+    other_unit = core("notify", **notify_params(unit="SQ04"))
+    assert second.case.data["recurrence"] == [first]
+    assert any("重复发生" in w for w in second.case.warnings)
+    assert other_unit.case.data["recurrence"] == [] and not other_unit.case.warnings
+    with session() as s:
+        text = s.get(Notice, second.notices[0].id).text
+    assert "重复发生" in text and first in text
+
+
+# ---------------------------------------------------------------- refusals
+
+
+def refused(action: str, field: str | None = None, contains: str = "", **params) -> DomainError:
+    before = db_counts()
+    with pytest.raises(DomainError) as info:
+        core(action, **params)
+    assert db_counts() == before, "a refused request must write nothing"
+    if field:
+        assert info.value.field == field, info.value.message
+    assert contains in info.value.message, info.value.message
+    return info.value
+
+
+class TestRefusals:
+    @pytest.fixture
+    def case_id(self, org, clock):
+        clock("2026-11-02T10:00:00+08:00")
+        return core("notify", **notify_params(risk_level="high")).case.id
+
+    def test_action_in_the_wrong_state_names_state_and_allowed_actions(self, case_id):
+        err = refused("submit", actor=OFFICER, case_id=case_id, measures="修改口令", evidence=["x"])
+        assert "notified（已下发整改通知）" in err.message
+        assert "acknowledge" in err.message and "request_extension" in err.message
+        refused("verify", actor=OFFICE, case_id=case_id, passed=True, opinion="x", contains="notified")
+
+    def test_bad_fields(self, case_id):
+        refused("notify", field="unit", **notify_params(unit="SQ99"))
+        refused("notify", field="risk_level", contains="high", **notify_params(risk_level="severe"))
+        refused("notify", field="due_at", **notify_params(due_at="2026-11-01T00:00:00+08:00"))
+        refused("notify", field="effective_at", **notify_params(effective_at="2026-11-03T00:00:00+08:00"))
+        refused("notify", field="issuer", **notify_params(issuer="NOPE"))
+        refused("submit", field="evidence", actor=OFFICER, case_id=case_id, measures="修改口令", evidence=[])
+        refused("request_extension", field="new_due_at", actor=OFFICER, case_id=case_id, reason="理由",
+                new_due_at="2026-11-03T00:00:00+08:00")
+
+    def test_decision_without_a_pending_request(self, case_id):
+        refused("decide_extension", field="case_id", contains="没有待审批", actor=OFFICE, case_id=case_id,
+                approved=True, opinion="x")
+
+    def test_override_deadline_in_a_year_without_calendar_is_flagged(self, org, clock):
+        clock("2026-11-02T10:00:00+08:00")
+        result = core("notify", **notify_params(due_at="2027-01-20T00:00:00+08:00"))
+        assert rectify(show(result.case.id))["calendar_unconfirmed"] is True
+        assert any("尚未公布" in w for w in result.case.warnings)
