@@ -3,7 +3,7 @@ from __future__ import annotations
 
 
 def flows() -> dict:
-    from flows import incident, rectification, watchdog
+    from flows import accountability, incident, rectification, watchdog
 
     return {
         "report-incident": incident.report_incident,
@@ -15,6 +15,11 @@ def flows() -> dict:
         "verify-rectification": rectification.verify_rectification,
         "request-extension": rectification.request_extension,
         "decide-extension": rectification.decide_extension,
+        "open-accountability": accountability.open_accountability,
+        "record-accountability-decision": accountability.record_accountability_decision,
+        "file-appeal": accountability.file_appeal,
+        "decide-appeal": accountability.decide_appeal,
+        "dismiss-accountability": accountability.dismiss_accountability,
         "sweep-deadlines": watchdog.sweep_deadlines,
     }
 

@@ -1,18 +1,28 @@
 """Accountability: layer-by-layer reverse tracing (逐级倒查), SPEC 3.3.
 
-This module holds the circumstances, the state machine and the automatic proposal
-(`propose`), created once per source case and circumstance whichever flow or sweep
-notices it first.
+Circumstances, the state machine, the automatic proposals (created once per source case and
+circumstance, whichever flow or sweep notices it first), and the operator actions:
+accept/open → investigating (the chain is computed from the posts held on the date of the
+facts), dismiss, decide (per-person appeal windows), appeal, decide the appeal.
 """
 from __future__ import annotations
 
+import datetime as dt
+from datetime import date, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from models.case import Case
-from models.clock import cn_date, local
+from models import policy
+from models.case import Case, Obligation, ObligationStatus
+from models.clock import beijing, cn_date, iso, local, parse_time
+from models.errors import DomainError
 from models.labels import LabeledEnum
 from models.org import committee_unit, get_person, get_unit, holders, role_unit
-from models.statemachine import Machine, Rule, Step, transition
+from models.requests import Request
+from models.statemachine import Machine, Result, Rule, Step, transition
 
 
 class Circumstance(LabeledEnum):
@@ -22,6 +32,19 @@ class Circumstance(LabeledEnum):
     c4_concealment_or_unrectified = "封锁、瞒报事件，或对通报的问题和风险隐患不及时整改（四（四）4）"
     c5_obstruction = "阻碍公安机关、国家安全机关依法工作或拒不提供支持（四（四）5）"
     c6_other = "发生其他严重危害网络安全行为（四（四）6）"
+
+
+class PersonForm(LabeledEnum):
+    tongbao = "通报"
+    jiemian = "诫勉"
+    zuzhi_tiaozheng = "组织调整或者组织处理"
+    jilv_chufen = "纪律处分"
+
+
+class OrgForm(LabeledEnum):
+    jiancha = "检查"
+    tongbao = "通报"
+    gaizu = "改组"
 
 
 STATES = {
@@ -35,59 +58,443 @@ MACHINE = Machine(
     states=STATES,
     rules=(
         Rule("propose", "提出问责建议", (), "proposed", system_only=True),
-        Rule("escalate", "逾期督办", tuple(STATES), None, system_only=True),
+        Rule("open", "立案调查", (), "investigating"),
+        Rule("accept", "采纳问责建议、立案调查", ("proposed",), "investigating"),
+        Rule("dismiss", "不予问责", ("proposed",), "dismissed"),
+        Rule("decide", "作出问责决定", ("investigating",), "decided"),
+        # "closed" is listed so that a late appeal is refused with the window's end date
+        Rule("appeal", "提出申诉", ("decided", "appealed", "closed"), "appealed"),
+        Rule("decide_appeal", "作出申诉处理决定", ("appealed",), "closed", alternatives=("decided", "appealed")),
+        Rule("escalate", "期限到期处理", tuple(STATES), None, system_only=True, alternatives=("closed",)),
     ),
 )
 
 BASIS = ("《党委（党组）网络安全工作责任制实施办法》、《中国共产党问责条例》和"
          "《XX街道网络安全责任制实施办法》四（四）、四（五）")
+OBLIGATION_LABELS = {"serve_decision": "送达问责决定", "appeal_window": "申诉期限", "appeal_decision": "申诉处理"}
+
+
+def _pol(*keys, default=None):
+    return policy.get("accountability", *keys, default=default)
+
+
+# ---------------------------------------------------------------- requests
+
+
+class CollectiveDecision(BaseModel):
+    """领导班子集体决策记录。"""
+
+    model_config = ConfigDict(extra="forbid")
+    date: dt.date = Field(title="决策日期")
+    participants: list[str] = Field(title="参与决策人员", description="人员编号", min_length=1)
+    dissenters: list[str] = Field(default_factory=list, title="明确表示不同意见的人员", description="人员编号")
+
+
+class ChainEdit(BaseModel):
+    """对倒查链的增删（须说明理由）。"""
+
+    model_config = ConfigDict(extra="forbid")
+    person: str = Field(title="人员编号")
+    reason: str = Field(title="理由", min_length=2)
+
+
+class OpenAccountabilityRequest(Request):
+    """立案调查（逐级倒查）：采纳一项问责建议（填写 case_id），或人工立案（填写单位、情形、事实、事实发生日期、当事人）。
+
+    系统按事实发生之日的岗位记录倒查：当事人 → 网络安全负责人 → 主管领导（直接责任人）→ 主要负责人（第一责任人），
+    协调监管不力的追加监管部门负责人；区分集体责任和个人责任并给出建议的问责方式。
+    """
+
+    case_id: str = Field(default="", title="问责建议编号", description="采纳问责建议时填写，如 ACC-2026-0001")
+    unit: str = Field(default="", title="责任单位", description="人工立案时填写")
+    circumstance: Circumstance | None = Field(default=None, title="问责情形", description="人工立案时填写（四（四）1–6）")
+    facts: str = Field(default="", title="基本事实")
+    facts_date: str = Field(default="", title="事实发生日期", description="YYYY-MM-DD；倒查按该日在岗人员")
+    involved_persons: list[str] = Field(default_factory=list, title="当事人", description="人员编号列表")
+    weak_supervision: bool = Field(default=False, title="协调监管不力", description="勾选则追加监管部门负责人")
+    collective_decision: CollectiveDecision | None = Field(default=None, title="集体决策")
+    chain_add: list[ChainEdit] = Field(default_factory=list, title="增列人员")
+    chain_remove: list[ChainEdit] = Field(default_factory=list, title="移出人员")
+
+
+class DismissAccountabilityRequest(Request):
+    """不予问责：对问责建议作出不予问责的决定（须说明理由）。"""
+
+    case_id: str = Field(title="问责建议编号")
+    reason: str = Field(title="理由", min_length=2)
+
+
+class RecordAccountabilityDecisionRequest(Request):
+    """记录有管理权限的党组织作出的问责决定（每人的问责方式），生成《问责决定》并送达；每人 1 个月申诉期。"""
+
+    case_id: str = Field(title="问责案件编号")
+    forms: dict[str, list[PersonForm]] = Field(title="问责方式", description="{人员编号: [通报, 诫勉, …]}；空列表为不予问责")
+    organisation_forms: list[OrgForm] = Field(default_factory=list, title="对党组织的问责方式")
+    decided_by: str = Field(title="作出决定的党组织", description="单位代码，如 JD01")
+
+
+class FileAppealRequest(Request):
+    """被问责人员在收到问责决定 1 个月内提出申诉；申诉期间不停止决定的执行。"""
+
+    case_id: str = Field(title="问责案件编号")
+    person: str = Field(title="申诉人", description="人员编号")
+    reason: str = Field(title="申诉理由", min_length=2)
+
+
+class DecideAppealRequest(Request):
+    """作出申诉处理决定（维持或变更原决定），1 个月内办结。"""
+
+    case_id: str = Field(title="问责案件编号")
+    person: str = Field(title="申诉人", description="人员编号")
+    upheld: bool = Field(title="维持原决定")
+    opinion: str = Field(title="处理意见", min_length=1)
+
+
+# ---------------------------------------------------------------- the chain and the proposal
+
+
+def _chain(s: Session, case: Case, *, involved, weak, collective, add=(), remove=()) -> dict[str, Any]:
+    from tasks.tracing import apply_edits, assign_responsibility, organisation_forms, trace
+
+    facts_date = date.fromisoformat(case.data["facts_date"])
+    computed = trace(s, unit=case.unit, facts_date=facts_date, involved=list(involved),
+                     weak_supervision=weak, source_id=case.proposed_from)
+    edited = apply_edits(s, computed, case.unit, list(add), list(remove))
+    circumstance = case.data["circumstance"]
+    chain = assign_responsibility(s, edited, unit=case.unit, collective=collective, circumstance=circumstance)
+    return {"computed_chain": computed, "chain": chain, "organisation_forms": organisation_forms(circumstance)}
+
+
+def _proposal_notice(step: Step, *, today: date) -> None:
+    """问责建议书 from the 网信办 to the 党工委, copy to the 纪工委."""
+    s, case = step.s, step.case
+    unit = get_unit(s, case.unit)
+    office = role_unit(s, case.unit, "office", today)
+    committee = committee_unit(s, case.unit)
+    discipline = role_unit(s, case.unit, "discipline", today)
+    if office is None or committee is None:
+        raise DomainError(f"单位 {case.unit} 找不到网信办或党工委，无法提出问责建议")
+    signer = holders(s, office.code, "principal", today) or holders(s, office.code, "office", today)
+    recipients = holders(s, committee.code, "principal", today)
+    if discipline is not None:
+        recipients += holders(s, discipline.code, "discipline", today)
+    d = case.data
+    step.notice(
+        "accountability_proposal", issuer=office, recipients=recipients,
+        title=f"关于对{unit.name}有关责任人员问责的建议", main_to=committee.name,
+        signer=get_person(s, signer[0]).name if signer else office.name,
+        cc=[discipline.name] if discipline else [],
+        context={"case_id": case.id, "source_case_id": case.proposed_from or "", "unit_name": unit.name,
+                 "circumstance_label": Circumstance[d["circumstance"]].value, "facts": d["facts"],
+                 "facts_date": cn_date(date.fromisoformat(d["facts_date"])),
+                 "chain": [{"name": c["name"] or "", "role_label": c["role_label"], "responsibility": c["responsibility"],
+                            "vacant": c["vacant"], "note": c["note"]} for c in d["chain"]],
+                 "suggested_forms": [{"target": c["name"], "forms": c["suggested_forms"]}
+                                     for c in d["chain"] if c["suggested_forms"]]
+                 + ([{"target": unit.name, "forms": d["organisation_forms"]}] if d["organisation_forms"] else []),
+                 "basis": BASIS},
+    )
 
 
 def proposal_key(source_id: str, circumstance: str) -> str:
     return f"proposal:{source_id}:{circumstance}"
 
 
-def propose(s: Session, *, source: Case, circumstance: str, facts: str, facts_date,
-            flow_run_id: str | None = None) -> Case | None:
+def propose(s: Session, *, source: Case, circumstance: str, facts: str, facts_date: date,
+            involved: list[str] = (), flow_run_id: str | None = None) -> Case | None:
     """Create the proposal (state ``proposed``) inside the caller's transaction, once per
-    (source case, circumstance). Issues the 问责建议书 from the 网信办 to the 党工委, copy to
-    the 纪工委. Returns None when the proposal already exists."""
+    (source case, circumstance), with a preliminary chain and the 问责建议书. Returns None
+    when it already exists (checked, and guarded by a unique key under concurrency)."""
     key = proposal_key(source.id, circumstance)
     if s.exec(select(Case.id).where(Case.dedupe_key == key)).first():
         return None
-    label = Circumstance[circumstance].value
-    on = local(facts_date).date() if hasattr(facts_date, "tzinfo") else facts_date
 
     def effect(step: Step) -> None:
         case = step.case
         case.proposed_from, case.dedupe_key = source.id, key
-        case.data = {"circumstance": circumstance, "facts": facts, "facts_date": on.isoformat(),
-                     "source_kind": source.kind, "chain": []}
-        today = local(step.recorded_at).date()
-        unit = get_unit(s, source.unit)
-        office = role_unit(s, source.unit, "office", today)
-        committee = committee_unit(s, source.unit)
-        discipline = role_unit(s, source.unit, "discipline", today)
-        if office is None or committee is None:
-            from models.errors import DomainError
+        case.data = {"circumstance": circumstance, "facts": facts, "facts_date": facts_date.isoformat(),
+                     "source_kind": source.kind, "involved_persons": list(involved)}
+        case.data = {**case.data, **_chain(s, case, involved=involved, weak=False, collective=None)}
+        _proposal_notice(step, today=local(step.recorded_at).date())
 
-            raise DomainError(f"单位 {source.unit} 找不到网信办或党工委，无法提出问责建议")
-        signer = holders(s, office.code, "principal", today) or holders(s, office.code, "office", today)
-        recipients = holders(s, committee.code, "principal", today)
-        if discipline is not None:
-            recipients += holders(s, discipline.code, "discipline", today)
-        step.notice(
-            "accountability_proposal", issuer=office, recipients=recipients,
-            title=f"关于对{unit.name}有关责任人员问责的建议", main_to=committee.name,
-            signer=get_person(s, signer[0]).name if signer else office.name,
-            cc=[discipline.name] if discipline else [],
-            context={"case_id": case.id, "source_case_id": source.id, "unit_name": unit.name,
-                     "circumstance_label": label, "facts": facts, "facts_date": cn_date(on),
-                     "chain": [], "suggested_forms": [], "basis": BASIS},
-        )
-
-    result = transition(MACHINE, "propose", actor="system", unit=source.unit, effect=effect,
-                        title=f"{get_unit(s, source.unit).name}：{label}", classified=source.classified,
-                        flow_run_id=flow_run_id, session=s,
-                        payload={"proposed_from": source.id, "circumstance": circumstance})
+    label = Circumstance[circumstance].value
+    try:
+        with s.begin_nested():
+            result = transition(MACHINE, "propose", actor="system", unit=source.unit, effect=effect,
+                                title=f"{get_unit(s, source.unit).name}：{label.split('（')[0]}",
+                                classified=source.classified, flow_run_id=flow_run_id, session=s,
+                                payload={"proposed_from": source.id, "circumstance": circumstance})
+    except IntegrityError:  # another transaction created it first
+        return None
     return result.case
+
+
+def evaluate_incident(step: Step) -> list[str]:
+    """The automatic proposals an incident's facts call for (c1–c4); returns the new ids."""
+    case = step.case
+    d = case.data
+    step.s.flush()
+    missed = {o.kind for o in step.obligations() if o.status == ObligationStatus.missed}
+    large = d["level"] in _pol("large_levels")
+    category = d["category"]
+    wanted = []
+    if category == "defacement" and missed & {"internal_report", "external_report", "handling"}:
+        wanted.append(("c1_defacement_unreported", f"门户网站被攻击篡改，{_missed_text(missed)}"))
+    if category == "secret_leak" or (category in ("personal_info_leak", "basic_data_leak") and large):
+        wanted.append(("c2_data_leak", "发生国家秘密泄露，或较大及以上的个人信息、基础数据泄露"))
+    if category == "cii_attack" and "handling" in missed and large:
+        wanted.append(("c3_cii_attack_unhandled", "关键信息基础设施遭受攻击，未在时限内处置"))
+    if d.get("concealed") or "external_report" in missed:
+        wanted.append(("c4_concealment_or_unrectified", "经查存在瞒报" if d.get("concealed") else "超过对外报告时限仍未报告"))
+    created = []
+    facts_date = local(parse_time(d["discovered_at"])).date()
+    for circumstance, why in wanted:
+        facts = f"{case.title}（{case.id}，{_level_text(d['level'])}）：{why}。{d.get('description', '')}"
+        acc = propose(step.s, source=case, circumstance=circumstance, facts=facts, facts_date=facts_date,
+                      involved=d.get("involved_persons", []))
+        if acc is not None:
+            created.append(acc.id)
+    if created:
+        step.payload["proposals"] = created
+    return created
+
+
+def _missed_text(missed: set[str]) -> str:
+    from models.incident import OBLIGATION_LABELS as L
+
+    return "、".join(L[k] for k in ("internal_report", "external_report", "handling") if k in missed) + "逾期"
+
+
+def _level_text(level: str) -> str:
+    from models.incident import IncidentLevel
+
+    return IncidentLevel[level].value
+
+
+# ---------------------------------------------------------------- operator actions
+
+
+def _check_persons(s: Session, ids, field: str) -> None:
+    for i, pid in enumerate(ids):
+        get_person(s, pid, f"{field}[{i}]")
+
+
+def open_case(req: OpenAccountabilityRequest, flow_run_id: str | None = None) -> Result:
+    """Accept a proposal (case_id) or open a manual case; compute the chain (逐级倒查)."""
+    collective = req.collective_decision.model_dump(mode="json") if req.collective_decision else None
+    add = [e.model_dump() for e in req.chain_add]
+    remove = [e.model_dump() for e in req.chain_remove]
+    if collective and not set(collective["dissenters"]) <= set(collective["participants"]):
+        raise DomainError("明确表示不同意见的人员必须是参与决策的人员", "collective_decision.dissenters")
+
+    def investigate(step: Step) -> None:
+        s, case = step.s, step.case
+        _check_persons(s, req.involved_persons, "involved_persons")
+        if collective:
+            _check_persons(s, collective["participants"], "collective_decision.participants")
+        _check_persons(s, [e["person"] for e in add], "chain_add")
+        involved = list(dict.fromkeys([*case.data.get("involved_persons", []), *req.involved_persons]))
+        chained = _chain(s, case, involved=involved, weak=req.weak_supervision, collective=collective,
+                         add=add, remove=remove)
+        in_chain = {c["person"] for c in chained["computed_chain"]}
+        for i, e in enumerate(remove):
+            if e["person"] not in in_chain:
+                raise DomainError(f"人员 '{e['person']}' 不在倒查链中，无法移出", f"chain_remove[{i}]")
+        case.data = {**case.data, **chained, "involved_persons": involved, "weak_supervision": req.weak_supervision,
+                     "collective_decision": collective, "chain_edits": {"add": add, "remove": remove},
+                     "opened_at": iso(step.effective_at)}
+        step.payload["chain"] = [[c["person"], c["role"], c["responsibility"]] for c in case.data["chain"]]
+
+    if req.case_id:
+        if req.unit or req.circumstance or req.facts or req.facts_date:
+            raise DomainError("采纳问责建议时不填写单位、情形、事实和日期（这些来自问责建议）", "case_id")
+        return transition(MACHINE, "accept", actor=req.actor, case_id=req.case_id,
+                          effective_at=req.effective_time(), effect=investigate, flow_run_id=flow_run_id)
+    for name in ("unit", "circumstance", "facts", "facts_date"):
+        if not getattr(req, name):
+            raise DomainError("人工立案须填写（或填写 case_id 采纳问责建议）", name)
+    try:
+        facts_date = date.fromisoformat(req.facts_date)
+    except ValueError:
+        raise DomainError(f"'{req.facts_date}' 不是日期（YYYY-MM-DD）", "facts_date") from None
+
+    def manual(step: Step) -> None:
+        if facts_date > local(step.recorded_at).date():
+            raise DomainError(f"事实发生日期 {cn_date(facts_date)} 晚于今天", "facts_date")
+        step.case.data = {"circumstance": req.circumstance.name, "facts": req.facts,
+                          "facts_date": facts_date.isoformat(), "source_kind": None}
+        investigate(step)
+        _proposal_notice(step, today=local(step.recorded_at).date())
+
+    return transition(MACHINE, "open", actor=req.actor, unit=req.unit, effective_at=req.effective_time(),
+                      effect=manual, flow_run_id=flow_run_id, title=f"{req.unit}：{req.circumstance.value.split('（')[0]}",
+                      payload={"circumstance": req.circumstance.name})
+
+
+def dismiss(req: DismissAccountabilityRequest, flow_run_id: str | None = None) -> Result:
+    def effect(step: Step) -> None:
+        step.case.data = {**step.case.data, "dismissed": {"reason": req.reason, "at": iso(step.effective_at), "by": step.actor}}
+
+    return transition(MACHINE, "dismiss", actor=req.actor, case_id=req.case_id, effective_at=req.effective_time(),
+                      effect=effect, flow_run_id=flow_run_id, payload={"reason": req.reason})
+
+
+def decide(req: RecordAccountabilityDecisionRequest, flow_run_id: str | None = None) -> Result:
+    """问责决定: forms per person (may differ from the suggestion; both kept), the 问责决定
+    notice to each person named, `serve_decision` and one `appeal_window` per person."""
+    from tasks.deadlines import add_months, add_working_days, calendar
+
+    def effect(step: Step) -> None:
+        s, case = step.s, step.case
+        authority = get_unit(s, req.decided_by, "decided_by")
+        chain = [dict(c) for c in case.data["chain"]]
+        named = {c["person"]: c for c in chain if c["person"]}
+        for pid in req.forms:
+            if pid not in named:
+                get_person(s, pid, f"forms.{pid}")
+                raise DomainError(f"人员 '{pid}' 不在本案倒查链中；可填写：{', '.join(named)}", f"forms.{pid}")
+        persons = []
+        for c in chain:
+            forms = [f.value for f in req.forms.get(c["person"], [])] if c["person"] else []
+            c["decided_forms"] = forms
+            persons.append(c)
+        cal = calendar(s)
+        decision = {"decided_by": authority.code, "decided_at": iso(step.effective_at), "in_force": True,
+                    "persons": {c["person"]: {"forms": c["decided_forms"], "suggested": c["suggested_forms"],
+                                              "responsibility": c["responsibility"]} for c in persons if c["person"]},
+                    "organisation_forms": [f.value for f in req.organisation_forms],
+                    "suggested_organisation_forms": case.data.get("organisation_forms", [])}
+        case.data = {**case.data, "chain": chain, "decision": decision, "appeals": {}}
+        step.open("serve_decision", add_working_days(step.effective_at, _pol("serve_decision_working_days"), cal),
+                  role="principal", unit=authority.code, next_action_at=step.recorded_at)
+        window = None
+        for pid, p in decision["persons"].items():
+            if p["forms"]:
+                window = add_months(step.effective_at, _pol("appeal_window_months"), cal)
+                step.open("appeal_window", window, role="", data={"person": pid})
+        unit = get_unit(s, case.unit)
+        d = case.data
+        recipients = [pid for pid, p in decision["persons"].items() if p["forms"] or p["responsibility"] != "无"]
+        step.notice(
+            "accountability_decision", issuer=authority, recipients=recipients,
+            title=f"关于对{unit.name}有关责任人员问责的决定", main_to=unit.name,
+            context={"case_id": case.id, "unit_name": unit.name,
+                     "circumstance_label": Circumstance[d["circumstance"]].value, "facts": d["facts"],
+                     "facts_date": cn_date(date.fromisoformat(d["facts_date"])), "decided_by_name": authority.name,
+                     "decision_date": cn_date(step.effective_at),
+                     "persons": [{"name": c["name"] or "", "role_label": c["role_label"],
+                                  "responsibility": c["responsibility"], "forms": c["decided_forms"],
+                                  "suggested_forms": c["suggested_forms"], "vacant": c["vacant"],
+                                  "differs": c["decided_forms"] != c["suggested_forms"]} for c in persons],
+                     "organisation_forms": decision["organisation_forms"],
+                     "appeal_deadline": cn_date(window.due_at - timedelta(seconds=1)) if window else "",
+                     "appeal_to": authority.name, "basis": BASIS, "in_force_note": "申诉期间，不停止本决定的执行"},
+        )
+        step.payload["forms"] = {pid: p["forms"] for pid, p in decision["persons"].items()}
+
+    return transition(MACHINE, "decide", actor=req.actor, case_id=req.case_id, effective_at=req.effective_time(),
+                      effect=effect, flow_run_id=flow_run_id, payload={"decided_by": req.decided_by})
+
+
+def _person_obligation(step: Step, kind: str, person: str) -> Obligation | None:
+    rows = [o for o in step.obligations(kind) if o.data.get("person") == person]
+    return rows[-1] if rows else None
+
+
+def appeal(req: FileAppealRequest, flow_run_id: str | None = None) -> Result:
+    """申诉 within the person's window; the decision stays in force."""
+    from tasks.deadlines import add_months, calendar
+
+    def effect(step: Step) -> None:
+        d = step.case.data
+        persons = d["decision"]["persons"]
+        if req.person not in persons or not persons[req.person]["forms"]:
+            named = [p for p, v in persons.items() if v["forms"]]
+            raise DomainError(f"'{req.person}' 不是本问责决定的被问责人员；被问责人员：{', '.join(named) or '无'}", "person")
+        if req.person in d.get("appeals", {}):
+            raise DomainError(f"{req.person} 已于 {d['appeals'][req.person]['filed_at']} 提出申诉", "person")
+        window = _person_obligation(step, "appeal_window", req.person)
+        if step.effective_at > window.due_at:
+            raise DomainError(f"申诉期限已于 {beijing(window.due_at)} 届满，不能再提出申诉", "effective_at")
+        step.meet(window)
+        step.open("appeal_decision", add_months(step.effective_at, _pol("appeal_decision_months"), calendar(step.s)),
+                  role="principal", unit=d["decision"]["decided_by"], data={"person": req.person})
+        appeals = {**d.get("appeals", {}), req.person: {"reason": req.reason, "filed_at": iso(step.effective_at),
+                                                         "status": "pending"}}
+        step.case.data = {**d, "appeals": appeals}
+
+    return transition(MACHINE, "appeal", actor=req.actor, case_id=req.case_id, effective_at=req.effective_time(),
+                      effect=effect, flow_run_id=flow_run_id, payload={"person": req.person, "reason": req.reason})
+
+
+def _settled_state(step: Step) -> str:
+    """decided while appeal windows are open, appealed while an appeal is pending, else closed."""
+    appeals = step.case.data.get("appeals", {})
+    if any(a["status"] == "pending" for a in appeals.values()):
+        return "appealed"
+    if any(o.status == ObligationStatus.open for o in step.obligations("appeal_window")):
+        return "decided"
+    return "closed"
+
+
+def decide_appeal(req: DecideAppealRequest, flow_run_id: str | None = None) -> Result:
+    def effect(step: Step) -> None:
+        d = step.case.data
+        pending = d.get("appeals", {}).get(req.person)
+        if not pending or pending["status"] != "pending":
+            raise DomainError(f"{req.person} 没有待处理的申诉", "person")
+        step.meet(_person_obligation(step, "appeal_decision", req.person))
+        appeals = {**d["appeals"], req.person: {**pending, "status": "upheld" if req.upheld else "changed",
+                                                "opinion": req.opinion, "decided_at": iso(step.effective_at)}}
+        decision = dict(d["decision"])
+        if not req.upheld:
+            persons = {k: dict(v) for k, v in decision["persons"].items()}
+            persons[req.person]["changed_by_appeal"] = req.opinion
+            decision["persons"] = persons
+        step.case.data = {**d, "appeals": appeals, "decision": decision}
+        step.next_state = _settled_state(step)
+
+    return transition(MACHINE, "decide_appeal", actor=req.actor, case_id=req.case_id,
+                      effective_at=req.effective_time(), effect=effect, flow_run_id=flow_run_id,
+                      payload={"person": req.person, "upheld": req.upheld})
+
+
+# ---------------------------------------------------------------- the sweep
+
+
+def escalate(ob_id: int, case_id: str, flow_run_id: str | None = None) -> Result | None:
+    """serve_decision: met once every notification of the decision was delivered (checked
+    each sweep), missed at its due time; appeal_window: closes unused at its end (the case
+    closes when no window or appeal remains); appeal_decision: missed at its due time."""
+    from models.notice import Notice, Notification
+    from models.statemachine import Skip, lock_due_obligation
+
+    def effect(step: Step) -> None:
+        ob = lock_due_obligation(step, ob_id)
+        s, now = step.s, step.recorded_at
+        if ob.kind == "serve_decision":
+            notice = s.exec(select(Notice).where(Notice.case_id == step.case.id,
+                                                 Notice.kind == "accountability_decision")).first()
+            rows = s.exec(select(Notification).where(Notification.notice_id == notice.id)).all() if notice else []
+            if rows and all(r.status == "sent" for r in rows):
+                step.meet(ob, max(r.sent_at for r in rows))
+                step.event_type = "decision_served"
+            elif now >= ob.due_at:
+                step.miss(ob, "问责决定未能全部送达")
+                ob.next_action_at = None
+                step.event_type = "serve_decision_missed"
+            else:  # not yet delivered: look again next sweep, write nothing
+                raise Skip
+        elif ob.kind == "appeal_window":
+            ob.status, ob.next_action_at = ObligationStatus.waived, None
+            ob.data = {**ob.data, "closed_unused_at": iso(now)}
+            step.event_type = "appeal_window_closed"
+            step.s.flush()
+            if step.case.state == "decided" and _settled_state(step) == "closed":
+                step.next_state = "closed"
+        else:
+            step.miss(ob)
+            ob.next_action_at = None
+            step.event_type = f"{ob.kind}_missed"
+
+    return transition(MACHINE, "escalate", actor="system", case_id=case_id, effect=effect, flow_run_id=flow_run_id)

@@ -257,6 +257,7 @@ def report(req: ReportIncidentRequest, flow_run_id: str | None = None) -> Result
                 "contact": "、".join(get_person(s, p).name for p in holders(s, case.unit, "cyber_officer", on)) or "（空缺）",
             },
         )
+        evaluate_accountability(step)
 
     return transition(MACHINE, "report", actor=req.actor, unit=req.unit, effective_at=req.effective_time(),
                       effect=effect, title=req.title, classified=req.classified, flow_run_id=flow_run_id,
@@ -296,6 +297,7 @@ def update(req: UpdateIncidentRequest, flow_run_id: str | None = None) -> Result
             step.open("summary_report",
                       add_days(step.effective_at, policy.get("incident", "summary_report_days"), calendar(step.s)),
                       role="cyber_officer")
+        evaluate_accountability(step)
 
     return transition(MACHINE, action, actor=req.actor, case_id=req.case_id,
                       effective_at=req.effective_time(), effect=effect, flow_run_id=flow_run_id,
@@ -348,10 +350,22 @@ def _remind(step: Step, ob, implied) -> None:
     )
 
 
+def _remind_and_evaluate(step: Step, ob, implied) -> None:
+    _remind(step, ob, implied)
+    evaluate_accountability(step)
+
+
+def evaluate_accountability(step: Step) -> None:
+    """At a report, an update, a resolution or a miss: propose accountability when the facts match (SPEC 3.3)."""
+    from models.accountability import evaluate_incident
+
+    evaluate_incident(step)
+
+
 def _ladders() -> dict:
     from models.ladder import LadderStep
 
-    missed = [LadderStep(1, "missed", "逾期催报", lambda ob, cal: ob.due_at, _remind, marks_missed=True)]
+    missed = [LadderStep(1, "missed", "逾期催报", lambda ob, cal: ob.due_at, _remind_and_evaluate, marks_missed=True)]
     return {kind: missed for kind in OBLIGATION_LABELS}
 
 

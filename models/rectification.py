@@ -224,7 +224,7 @@ def _proposal(step: Step, ob: Obligation, implied) -> None:
              f"（{step.case.id}），整改期限为{beijing(ob.due_at)}，逾期{_ladder_context(step, ob, implied)['overdue_by']}"
              f"仍未完成整改，经催办、约谈后仍未整改到位。")
     acc = propose(step.s, source=step.case, circumstance="c4_concealment_or_unrectified",
-                  facts=facts, facts_date=ob.due_at)
+                  facts=facts, facts_date=local(ob.due_at - timedelta(seconds=1)).date())  # the due day
     if acc is not None:
         step.payload["proposal"] = acc.id
 

@@ -37,6 +37,7 @@ class Rule:
     target: str | None  # None: the state does not change
     meets: tuple[str, ...] = ()  # obligation kinds this action fulfils
     system_only: bool = False  # taken by the sweep, not offered to operators
+    alternatives: tuple[str, ...] = ()  # other states the effect may choose (Step.next_state)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class Step:
     payload: dict[str, Any] = field(default_factory=dict)
     notices: list = field(default_factory=list)
     event_type: str | None = None
+    next_state: str | None = None  # set by the effect to one of rule.alternatives
 
     # -- obligations
     def obligations(self, kind: str | None = None) -> list[Obligation]:
@@ -236,7 +238,11 @@ def transition(
             ob = step.obligation(kind)
             if ob is not None and ob.met_at is None and ob.status in (ObligationStatus.open, ObligationStatus.missed):
                 step.meet(ob)
-        if rule.target:
+        if step.next_state is not None:
+            if step.next_state not in (rule.target, *rule.alternatives):
+                raise RuntimeError(f"{machine.kind}.{action}: {step.next_state!r} is not a declared target")
+            case.state = step.next_state
+        elif rule.target:
             case.state = rule.target
         case.updated_at = recorded
         s.add(case)

@@ -41,7 +41,7 @@ def ledger_rows(s: Session, *, unit: str | None = None, overdue: bool = False,
     names: dict[str, str] = {}
     rows = []
     for ob, title, unit_name in s.exec(q).all():
-        people = holders(s, ob.unit, ob.role, on) if ob.role else []
+        people = [ob.data["person"]] if ob.data.get("person") else holders(s, ob.unit, ob.role, on) if ob.role else []
         for p in people:
             if p not in names:
                 person = s.get(Person, p)

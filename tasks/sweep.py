@@ -24,9 +24,10 @@ log = logging.getLogger("dutyflow.sweep")
 
 def escalators() -> dict[str, Callable]:
     """case kind -> escalation step ``(obligation id, case id, flow_run_id) -> Result | None``."""
-    from models import incident, rectification
+    from models import accountability, incident, rectification
 
-    return {"incident": incident.escalate, "rectification": rectification.escalate}
+    return {"incident": incident.escalate, "rectification": rectification.escalate,
+            "accountability": accountability.escalate}
 
 
 def due(at: datetime, limit: int, after: tuple | None = None) -> list[tuple]:
