@@ -326,11 +326,15 @@ def part1_core(dbs: Databases, sink: Sink, n: int, pg: bool, prof: str | None) -
     row("1", "report() CPU time of this process per report", backend, cpu / n * 1000, "ms", fmt="{:,.1f}")
     from models.case import Case
 
-    cases = count(Case.__table__)
-    check("cases written", cases == n + len(warm), f"({cases} = {n} + {len(warm)} warm-up)")
-    queued = count(Notification.__table__, Notification.status == "pending")
+    cases = count(Case.__table__, Case.kind == "incident")
+    proposals = count(Case.__table__, Case.kind == "accountability")
+    check("cases written", cases == n + len(warm),
+          f"({cases} = {n} + {len(warm)} warm-up; plus {proposals} accountability proposals, e.g. c2 leaks)")
+    reports = Notification.notice_id.in_(
+        __import__("sqlalchemy").select(Notice.id).where(Notice.kind == "incident_report"))
+    queued = count(Notification.__table__, Notification.status == "pending", reports)
     check("notifications queued, none delivered", queued == 4 * (n + len(warm)) and sink.count == 0,
-          f"({queued} pending, sink got {sink.count})")
+          f"({queued} 事件报告 notifications pending, sink got {sink.count})")
     # the context of the last stored 事件报告: what production renders (part 4)
     import sqlalchemy as sa
 
@@ -430,7 +434,7 @@ def seed_obligations(total: int, due_n: int, seed: int = 20261128) -> float:
                 cid = f"INC-2026-{i + 1:06d}"
                 if i in due_idx:
                     nxt = at - timedelta(minutes=rnd.randint(1, 600))
-                    kind, role = "external_report", "cyber_officer"
+                    kind, role = "handling", "cyber_lead"  # a missed handling of a general malware case: reminder only
                 else:
                     nxt = at + timedelta(minutes=rnd.randint(1, 30 * 24 * 60))
                     kind, role = later_kinds[i % 3]
@@ -438,8 +442,9 @@ def seed_obligations(total: int, due_n: int, seed: int = 20261128) -> float:
                 cases.append({
                     "id": cid, "kind": "incident", "state": "reported", "unit": unit,
                     "title": f"合成事件 {i + 1}", "classified": False, "proposed_from": None,
-                    "data": {"category": "defacement", "level": "relatively_major", "reporter_path": "other",
+                    "data": {"category": "malware", "level": "general", "reporter_path": "other",
                              "description": "合成数据", "figures": {}, "involved_persons": [],
+                             "discovered_at": (created - timedelta(hours=1)).isoformat(),
                              "suggested_level": "general", "concealed": False},
                     "warnings": [], "created_at": created, "updated_at": created, "version_id": 1,
                 })

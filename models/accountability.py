@@ -462,7 +462,7 @@ def decide_appeal(req: DecideAppealRequest, flow_run_id: str | None = None) -> R
 # ---------------------------------------------------------------- the sweep
 
 
-def escalate(ob_id: int, case_id: str, flow_run_id: str | None = None) -> Result | None:
+def escalate(ob_id: int, case_id: str, flow_run_id: str | None = None, session=None) -> Result | None:
     """serve_decision: met once every notification of the decision was delivered (checked
     each sweep), missed at its due time; appeal_window: closes unused at its end (the case
     closes when no window or appeal remains); appeal_decision: missed at its due time."""
@@ -497,4 +497,5 @@ def escalate(ob_id: int, case_id: str, flow_run_id: str | None = None) -> Result
             ob.next_action_at = None
             step.event_type = f"{ob.kind}_missed"
 
-    return transition(MACHINE, "escalate", actor="system", case_id=case_id, effect=effect, flow_run_id=flow_run_id)
+    return transition(MACHINE, "escalate", actor="system", case_id=case_id, effect=effect,
+                      flow_run_id=flow_run_id, session=session)

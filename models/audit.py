@@ -59,21 +59,30 @@ def _digest(ev: AuditEvent) -> str:
 
 
 def _lock_head(s: Session) -> AuditHead:
+    """The chain head, locked for the rest of the transaction (once per transaction)."""
+    head = s.info.get("audit_head")
+    if head is not None and head in s:
+        return head
     s.execute(
         text("INSERT INTO audit_head (id, last_id, last_hash) VALUES (1, 0, :g) ON CONFLICT (id) DO NOTHING"),
         {"g": GENESIS},
     )
-    return s.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()).one()
+    head = s.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()
+                  .execution_options(populate_existing=True)).one()
+    s.info["audit_head"] = head
+    return head
 
 
 def append(s: Session, *, case_id: str, type: str, from_state: str | None, to_state: str | None,
            actor: str, effective_at: datetime, recorded_at: datetime,
-           payload: dict[str, Any] | None = None, flow_run_id: str | None = None) -> AuditEvent:
-    """Append one event inside the caller's transaction."""
+           payload: dict[str, Any] | None = None, flow_run_id: str | None = None,
+           seq: int | None = None) -> AuditEvent:
+    """Append one event inside the caller's transaction (``seq``: the case's next event number)."""
     head = _lock_head(s)
-    seq = (s.exec(
-        select(AuditEvent.seq).where(AuditEvent.case_id == case_id).order_by(AuditEvent.seq.desc()).limit(1)
-    ).first() or 0) + 1
+    if seq is None:
+        seq = (s.exec(
+            select(AuditEvent.seq).where(AuditEvent.case_id == case_id).order_by(AuditEvent.seq.desc()).limit(1)
+        ).first() or 0) + 1
     ev = AuditEvent(
         id=head.last_id + 1, case_id=case_id, seq=seq, type=type, from_state=from_state,
         to_state=to_state, actor=actor, effective_at=effective_at, recorded_at=recorded_at,
@@ -84,7 +93,6 @@ def append(s: Session, *, case_id: str, type: str, from_state: str | None, to_st
     head.last_id, head.last_hash = ev.id, ev.hash
     s.add(ev)
     s.add(head)
-    s.flush()
     return ev
 
 

@@ -37,6 +37,7 @@ class Case(SQLModel, table=True):
     warnings: list = Field(default_factory=list, sa_column=Column(JSONList, nullable=False))
     created_at: datetime = _dt(nullable=False)
     updated_at: datetime = _dt(nullable=False)
+    event_count: int = 0  # audit events of this case (the next event's seq - 1)
     version_id: int = Field(default=1)
 
     @declared_attr
@@ -86,11 +87,8 @@ class Counter(SQLModel, table=True):
 
 def next_number(s: Session, name: str, year: int) -> int:
     """Next number of the (name, year) sequence; a rollback gives the number back."""
-    s.execute(
-        text("INSERT INTO counter (name, year, value) VALUES (:n, :y, 0) ON CONFLICT (name, year) DO NOTHING"),
-        {"n": name, "y": year},
-    )
     return s.execute(
-        text("UPDATE counter SET value = value + 1 WHERE name = :n AND year = :y RETURNING value"),
+        text("INSERT INTO counter (name, year, value) VALUES (:n, :y, 1) "
+             "ON CONFLICT (name, year) DO UPDATE SET value = counter.value + 1 RETURNING value"),
         {"n": name, "y": year},
     ).scalar_one()

@@ -369,9 +369,9 @@ def _ladders() -> dict:
     return {kind: missed for kind in OBLIGATION_LABELS}
 
 
-def escalate(ob_id: int, case_id: str, flow_run_id: str | None = None) -> Result | None:
+def escalate(ob_id: int, case_id: str, flow_run_id: str | None = None, session=None) -> Result | None:
     """Sweep step for an incident obligation past its due time: mark it missed (迟报/逾期)
     and send the 催报通知 once. A second sweep finds nothing to do."""
     from models import ladder
 
-    return ladder.escalate(MACHINE, _ladders(), ob_id, case_id, flow_run_id)
+    return ladder.escalate(MACHINE, _ladders(), ob_id, case_id, flow_run_id, session)

@@ -39,7 +39,7 @@ def next_action_at(ladder: list[LadderStep], ob: Obligation, cal) -> datetime | 
 
 
 def escalate(machine: Machine, ladders: dict[str, list[LadderStep]], ob_id: int, case_id: str,
-             flow_run_id: str | None = None) -> Result | None:
+             flow_run_id: str | None = None, session=None) -> Result | None:
     """Take the due ladder step of one obligation (or nothing, if another sweep did)."""
     from tasks.deadlines import calendar
 
@@ -66,4 +66,4 @@ def escalate(machine: Machine, ladders: dict[str, list[LadderStep]], ob_id: int,
                                   "implied": [ls.name for ls in implied]}
 
     return transition(machine, "escalate", actor="system", case_id=case_id, effect=effect,
-                      flow_run_id=flow_run_id)
+                      flow_run_id=flow_run_id, session=session)

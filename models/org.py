@@ -68,7 +68,7 @@ class Post(SQLModel, table=True):
 
 
 def get_unit(s: Session, code: str, field: str = "unit") -> OrgUnit:
-    unit = s.get(OrgUnit, code) if code else None
+    unit = _cached_get(s, OrgUnit, code) if code else None
     if unit is None:
         known = ", ".join(s.exec(select(OrgUnit.code).order_by(OrgUnit.code).limit(20)).all())
         raise DomainError(f"未知单位 '{code}'（已登记：{known}…）", field)
@@ -76,7 +76,7 @@ def get_unit(s: Session, code: str, field: str = "unit") -> OrgUnit:
 
 
 def get_person(s: Session, pid: str, field: str = "person") -> Person:
-    person = s.get(Person, pid) if pid else None
+    person = _cached_get(s, Person, pid) if pid else None
     if person is None:
         raise DomainError(f"未知人员 '{pid}'", field)
     return person
@@ -86,12 +86,31 @@ def _valid_on(on: date):
     return (Post.valid_from <= on) & or_(Post.valid_to.is_(None), Post.valid_to >= on)
 
 
+def _cached_get(s: Session, cls, key: str):
+    """``s.get`` that keeps a strong reference for the transaction (the identity map is weak,
+    so a unit or person looked up again would otherwise be selected again)."""
+    memo = _memo(s)
+    if (cls, key) not in memo:
+        memo[(cls, key)] = s.get(cls, key)
+    return memo[(cls, key)]
+
+
+def _memo(s: Session) -> dict:
+    """Org lookups cached for the life of one transaction (a sweep batch asks the same
+    questions hundreds of times); ``load_org`` clears it."""
+    return s.info.setdefault("org_memo", {})
+
+
 def holders(s: Session, unit: str, role: str, on: date) -> list[str]:
     """Person ids holding ``role`` at ``unit`` on ``on`` (post history, not today's)."""
-    rows = s.exec(
-        select(Post.person).where(Post.unit == unit, Post.role == role, _valid_on(on)).order_by(Post.id)
-    ).all()
-    return list(dict.fromkeys(rows))
+    key = ("holders", unit, role, on)
+    memo = _memo(s)
+    if key not in memo:
+        rows = s.exec(
+            select(Post.person).where(Post.unit == unit, Post.role == role, _valid_on(on)).order_by(Post.id)
+        ).all()
+        memo[key] = list(dict.fromkeys(rows))
+    return list(memo[key])
 
 
 def posts_of(s: Session, person: str, on: date) -> list[Post]:
@@ -103,7 +122,7 @@ def ancestors(s: Session, code: str) -> list[OrgUnit]:
     out, seen = [], set()
     while code and code not in seen:
         seen.add(code)
-        unit = s.get(OrgUnit, code)
+        unit = _cached_get(s, OrgUnit, code)
         if unit is None:
             break
         out.append(unit)
@@ -114,14 +133,21 @@ def ancestors(s: Session, code: str) -> list[OrgUnit]:
 def role_unit(s: Session, code: str, role: str, on: date) -> OrgUnit | None:
     """The nearest unit up the territorial line (itself or a child of an ancestor) where
     someone holds ``role``: the 网信办 (``office``) or 纪工委 (``discipline``) serving ``code``."""
-    for anc in ancestors(s, code):
-        candidates = [anc] + list(
-            s.exec(select(OrgUnit).where(OrgUnit.parent == anc.code).order_by(OrgUnit.code)).all()
-        )
-        for unit in candidates:
-            if holders(s, unit.code, role, on):
-                return unit
-    return None
+    key = ("role_unit", code, role, on)
+    memo = _memo(s)
+    if key not in memo:
+        held = set(s.exec(select(Post.unit).where(Post.role == role, _valid_on(on))).all())
+        memo[key] = None
+        for anc in ancestors(s, code):
+            if anc.code in held:
+                memo[key] = anc.code
+                break
+            child = s.exec(select(OrgUnit.code).where(OrgUnit.parent == anc.code, OrgUnit.code.in_(held))
+                           .order_by(OrgUnit.code).limit(1)).first() if held else None
+            if child:
+                memo[key] = child
+                break
+    return _cached_get(s, OrgUnit, memo[key]) if memo[key] else None
 
 
 def office_unit(s: Session, code: str, on: date) -> OrgUnit | None:
@@ -154,6 +180,7 @@ def load_org(s: Session, data: dict[str, Any], raw: str = "") -> dict[str, int]:
         line = _line_of(raw, needle) if raw else None
         raise DomainError(f"{msg}" + (f"（第 {line} 行）" if line else ""), "org file")
 
+    _memo(s).clear()
     units = data.get("units") or []
     persons = data.get("persons") or []
     posts = data.get("posts") or []

@@ -147,10 +147,10 @@ def ladders() -> dict:
     }
 
 
-def escalate(ob_id: int, case_id: str, flow_run_id: str | None = None) -> Result | None:
+def escalate(ob_id: int, case_id: str, flow_run_id: str | None = None, session=None) -> Result | None:
     from models import ladder
 
-    return ladder.escalate(MACHINE, ladders(), ob_id, case_id, flow_run_id)
+    return ladder.escalate(MACHINE, ladders(), ob_id, case_id, flow_run_id, session)
 
 
 def _issuer(step: Step):

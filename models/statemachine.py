@@ -89,6 +89,7 @@ class Step:
 
     # -- obligations
     def obligations(self, kind: str | None = None) -> list[Obligation]:
+        self.s.flush()  # effects run without autoflush: include what this step opened
         q = select(Obligation).where(Obligation.case_id == self.case.id)
         if kind:
             q = q.where(Obligation.kind == kind)
@@ -232,12 +233,13 @@ def transition(
     step = Step(s=s, machine=machine, case=case, rule=rule, actor=actor, effective_at=eff,
                 recorded_at=recorded, payload=dict(payload or {}))
     try:
-        if effect is not None:
-            effect(step)
-        for kind in rule.meets:
-            ob = step.obligation(kind)
-            if ob is not None and ob.met_at is None and ob.status in (ObligationStatus.open, ObligationStatus.missed):
-                step.meet(ob)
+        with s.no_autoflush:  # one flush at the end instead of one per query
+            if effect is not None:
+                effect(step)
+            for kind in rule.meets:
+                ob = step.obligation(kind)
+                if ob is not None and ob.met_at is None and ob.status in (ObligationStatus.open, ObligationStatus.missed):
+                    step.meet(ob)
         if step.next_state is not None:
             if step.next_state not in (rule.target, *rule.alternatives):
                 raise RuntimeError(f"{machine.kind}.{action}: {step.next_state!r} is not a declared target")
@@ -245,13 +247,14 @@ def transition(
         elif rule.target:
             case.state = rule.target
         case.updated_at = recorded
+        case.event_count = (case.event_count or 0) + 1
         s.add(case)
-        s.flush()
         ev = audit.append(
             s, case_id=case.id, type=step.event_type or action, from_state=from_state,
             to_state=case.state, actor=actor, effective_at=eff, recorded_at=recorded,
-            payload=step.payload, flow_run_id=flow_run_id,
+            payload=step.payload, flow_run_id=flow_run_id, seq=case.event_count,
         )
+        s.flush()
     except StaleDataError:
         raise ConcurrentUpdate(f"案件 {case.id} 刚被其他操作修改，请刷新后重试") from None
     return Result(case=case, notices=step.notices, event_seq=ev.seq)

@@ -412,7 +412,6 @@ def issue_notice(
         issued_at=at,
     )
     s.add(notice)
-    s.flush()
     from tasks.notify import queue_notifications  # lazy: notify imports notices' tables
 
     queue_notifications(s, notice)

@@ -360,14 +360,21 @@ def queue_notifications(s: Session, notice: Notice) -> list[Notification]:
     duplicated. A recipient without any channel gets one ``failed`` row (channel '',
     ``无联系渠道``) that is never retried; an unknown recipient refuses the notice.
     """
+    with s.no_autoflush:  # the rows are flushed once, with the caller's transaction
+        return _queue(s, notice)
+
+
+def _queue(s: Session, notice: Notice) -> list[Notification]:
     ts = now()
     existing = {
         n.dedupe_key: n
         for n in s.exec(select(Notification).where(Notification.notice_id == notice.id)).all()
     }
     rows: list[Notification] = []
-    for pid in dict.fromkeys(str(p) for p in (notice.recipients or []) if p):
-        person = s.get(Person, pid)
+    ids = list(dict.fromkeys(str(p) for p in (notice.recipients or []) if p))
+
+    for pid in ids:
+        person = _cached_person(s, pid)
         if person is None:
             raise DomainError(f"通知 {notice.id} 的接收人 '{pid}' 未在人员名册中登记", "recipients")
         channels = list(dict.fromkeys(c.strip() for c in (person.channels or []) if c and c.strip()))
@@ -389,8 +396,16 @@ def queue_notifications(s: Session, notice: Notice) -> list[Notification]:
             if not channel:
                 LOG.warning("%s通知 %s：接收人 %s（%s）%s，已记为发送失败",
                             pinned_note(), notice.id, pid, person.name, NO_CHANNEL)
-    s.flush()
     return rows
+
+
+def _cached_person(s: Session, pid: str) -> Person | None:
+    from models.org import get_person
+
+    try:
+        return get_person(s, pid)
+    except DomainError:
+        return None
 
 
 # ---------------------------------------------------------------- deliver

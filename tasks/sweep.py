@@ -2,8 +2,10 @@
 
 Selects obligations whose ``next_action_at`` has come (indexed: the cost follows what is
 due, not what is open), in batches, and hands each to its process's escalation step.
-Each step is a transition that re-checks the obligation under a lock, so re-running the
-sweep, or two sweeps at once, never repeats a step.
+A batch runs in one transaction: its obligations are locked first (PostgreSQL: rows another
+sweep holds are skipped; SQLite: writers are serialised), and each step runs in a savepoint
+that re-checks the obligation, so re-running the sweep, or two sweeps at once, never repeats
+a step, and one failing step does not undo the others.
 """
 from __future__ import annotations
 
@@ -18,31 +20,66 @@ from models.case import Case, Obligation
 from models.clock import now
 from models.db import session
 from models.errors import DomainError
+from models.statemachine import Skip
 
 log = logging.getLogger("dutyflow.sweep")
 
 
 def escalators() -> dict[str, Callable]:
-    """case kind -> escalation step ``(obligation id, case id, flow_run_id) -> Result | None``."""
+    """case kind -> escalation step ``(obligation id, case id, flow_run_id, session) -> Result | None``."""
     from models import accountability, incident, rectification
 
     return {"incident": incident.escalate, "rectification": rectification.escalate,
             "accountability": accountability.escalate}
 
 
+def _due_query(at: datetime):
+    return (
+        select(Obligation.next_action_at, Obligation.id, Obligation.case_id, Case.kind)
+        .join(Case, Case.id == Obligation.case_id)
+        .where(Obligation.next_action_at.is_not(None), Obligation.next_action_at <= at)
+    )
+
+
 def due(at: datetime, limit: int, after: tuple | None = None) -> list[tuple]:
     """(next_action_at, obligation id, case id, case kind) of due obligations, soonest first."""
     with session() as s:
-        q = (
-            select(Obligation.next_action_at, Obligation.id, Obligation.case_id, Case.kind)
-            .join(Case, Case.id == Obligation.case_id)
-            .where(Obligation.next_action_at.is_not(None), Obligation.next_action_at <= at)
-        )
+        q = _due_query(at)
         if after is not None:
             q = q.where((Obligation.next_action_at > after[0])
                         | ((Obligation.next_action_at == after[0]) & (Obligation.id > after[1])))
         q = q.order_by(Obligation.next_action_at, Obligation.id).limit(limit)
         return [tuple(r) for r in s.exec(q).all()]
+
+
+def _act_on_batch(rows: list[tuple], at: datetime, handlers: dict, flow_run_id: str | None) -> tuple[int, int, int]:
+    acted = skipped = errors = 0
+    with session() as s:
+        ids = [r[1] for r in rows]
+        locked = set(s.exec(
+            select(Obligation.id).where(Obligation.id.in_(ids), Obligation.next_action_at <= at)
+            .with_for_update(skip_locked=True)
+        ).all())
+        for _next_at, ob_id, case_id, kind in rows:
+            handler = handlers.get(kind)
+            if handler is None or ob_id not in locked:
+                skipped += 1
+                continue
+            try:
+                with s.begin_nested():
+                    result = handler(ob_id, case_id, flow_run_id, session=s)
+            except Skip:
+                skipped += 1
+                continue
+            except DomainError as exc:
+                errors += 1
+                log.error("sweep: obligation %s of %s: %s", ob_id, case_id, exc)
+                continue
+            if result is None:
+                skipped += 1
+            else:
+                acted += 1
+    return acted, skipped, errors
 
 
 def sweep(batch_size: int | None = None, flow_run_id: str | None = None) -> dict:
@@ -56,21 +93,8 @@ def sweep(batch_size: int | None = None, flow_run_id: str | None = None) -> dict
         rows = due(at, batch_size, after)
         if not rows:
             break
-        for next_at, ob_id, case_id, kind in rows:
-            handler = handlers.get(kind)
-            if handler is None:
-                skipped += 1
-                continue
-            try:
-                result = handler(ob_id, case_id, flow_run_id)
-            except DomainError as exc:
-                errors += 1
-                log.error("sweep: obligation %s of %s: %s", ob_id, case_id, exc)
-                continue
-            if result is None:
-                skipped += 1
-            else:
-                acted += 1
+        a, sk, e = _act_on_batch(rows, at, handlers, flow_run_id)
+        acted, skipped, errors = acted + a, skipped + sk, errors + e
         after = (rows[-1][0], rows[-1][1])
         if len(rows) < batch_size:
             break
