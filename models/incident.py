@@ -67,7 +67,7 @@ MACHINE = Machine(
         Rule("progress", "续报/进展", ("reported", "handling"), "handling"),
         Rule("supplement", "补充报告", ("resolved",), None),
         Rule("resolve", "处置完毕", ("reported", "handling"), "resolved", meets=("handling",)),
-        Rule("submit_summary", "提交总结报告", ("resolved",), "closed", meets=("summary_report",)),
+        Rule("submit_summary", "提交总结报告", ("resolved",), "closed"),  # meets summary_report in its effect
         Rule("escalate", "逾期督办", tuple(STATES), None, system_only=True),
     ),
 )
@@ -154,7 +154,7 @@ def suggest_level(category: str, figures: dict[str, float]) -> tuple[str, list[s
 # Plain functions (no Prefect): flows/incident.py wraps them; tests call them directly.
 
 from models.case import Case, ObligationStatus  # noqa: E402
-from models.clock import beijing, iso, local  # noqa: E402
+from models.clock import beijing, iso, local, parse_time  # noqa: E402
 from models.errors import DomainError  # noqa: E402
 from models.org import get_person, get_unit, holders, office_unit  # noqa: E402
 from models.requests import optional_time  # noqa: E402
@@ -308,8 +308,28 @@ def submit_summary(req: SubmitIncidentSummaryRequest, flow_run_id: str | None = 
     """事件处置总结报告 → closed."""
 
     def effect(step: Step) -> None:
-        step.case.data = {**step.case.data, "summary": {
+        s, case = step.s, step.case
+        d = case.data
+        case.data = {**d, "summary": {
             "cause": req.cause, "handling": req.handling, "harm": req.harm, "lessons": req.lessons}}
+        on = local(step.effective_at).date()
+        unit = get_unit(s, case.unit)
+        office, office_people = office_recipients(s, case.unit, on)
+        signer = holders(s, case.unit, "principal", on) or holders(s, case.unit, "cyber_lead", on)
+        step.meet(step.obligation("summary_report"))
+        step.notice(
+            "incident_summary", issuer=unit, recipients=office_people + unit_leaders(s, case.unit, on),
+            title=f"关于{unit.name}“{case.title}”事件处置情况的总结报告",
+            main_to=office.name if office else "街道网信办",
+            signer=get_person(s, signer[0]).name if signer else unit.name,
+            context={"case_id": case.id, "unit_name": unit.name, "title": case.title,
+                     "category_label": IncidentCategory[d["category"]].value,
+                     "level_label": IncidentLevel[d["level"]].value,
+                     "discovered_at": beijing(parse_time(d["discovered_at"])),
+                     "resolved_at": beijing(parse_time(d["resolved_at"])),
+                     "cause": req.cause, "handling": req.handling, "harm": req.harm, "lessons": req.lessons,
+                     "deadlines": _deadline_rows(step), "warnings": list(case.warnings)},
+        )
 
     return transition(MACHINE, "submit_summary", actor=req.actor, case_id=req.case_id,
                       effective_at=req.effective_time(), effect=effect, flow_run_id=flow_run_id)

@@ -106,7 +106,11 @@ class TestScenarios:
         out = run_flow("submit-incident-summary", actor=OFFICER, case_id=case_id, cause="弱口令",
                        handling="断网、恢复", harm="有限", lessons="启用双因素认证")
         assert out["state"] == "closed"
-        assert obligation(show(case_id), "summary_report")["status"] == "met"
+        case = show(case_id)
+        assert obligation(case, "summary_report")["status"] == "met"
+        summary = [n for n in case["notices"] if n["kind"] == "incident_summary"]
+        assert len(summary) == 1 and OFFICE_HEAD in summary[0]["recipients"]
+        assert DOC_NUMBER.match(summary[0]["doc_number"])
 
     def test_sweep_after_missed_external_deadline_reminds_once(self, org, sink, clock):
         clock("2026-11-28T10:30:00+08:00")
