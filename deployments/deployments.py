@@ -17,6 +17,12 @@ def build() -> list:
         kwargs = {}
         if name in INTERVALS:
             kwargs["interval"] = INTERVALS[name]
+        if name == "start-annual-assessment":  # once a year, Beijing time
+            from prefect.schedules import Cron
+
+            from models import policy
+
+            kwargs["schedule"] = Cron(policy.get("assessment", "cron", default="0 9 1 12 *"), timezone="Asia/Shanghai")
         out.append(fl.to_deployment(
             name=name, description=inspect.getdoc(fl.fn), tags=["dutyflow"], **kwargs,
         ))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 
 def flows() -> dict:
-    from flows import accountability, incident, rectification, watchdog
+    from flows import accountability, assessment, incident, rectification, watchdog
 
     return {
         "report-incident": incident.report_incident,
@@ -20,6 +20,11 @@ def flows() -> dict:
         "file-appeal": accountability.file_appeal,
         "decide-appeal": accountability.decide_appeal,
         "dismiss-accountability": accountability.dismiss_accountability,
+        "start-annual-assessment": assessment.start_annual_assessment,
+        "record-activity": assessment.record_activity,
+        "submit-self-assessment": assessment.submit_self_assessment,
+        "score-assessment": assessment.score_assessment,
+        "publish-assessment": assessment.publish_assessment,
         "sweep-deadlines": watchdog.sweep_deadlines,
     }
 

@@ -27,10 +27,10 @@ log = logging.getLogger("dutyflow.sweep")
 
 def escalators() -> dict[str, Callable]:
     """case kind -> escalation step ``(obligation id, case id, flow_run_id, session) -> Result | None``."""
-    from models import accountability, incident, rectification
+    from models import accountability, assessment, incident, rectification
 
     return {"incident": incident.escalate, "rectification": rectification.escalate,
-            "accountability": accountability.escalate}
+            "accountability": accountability.escalate, "assessment": assessment.escalate}
 
 
 def _due_query(at: datetime):

@@ -1,0 +1,93 @@
+"""年度检查考核 — the annual assessment (SPEC 3.4).
+
+Scoring rules: tasks/scoring.py and deployments/criteria.yaml; the cycle: models/assessment.py.
+"""
+from prefect import flow, task
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+
+from flows.common import flow_run_id, run_action
+from models import assessment as core
+from models.assessment import (
+    PublishAssessmentRequest,
+    RecordActivityRequest,
+    ScoreAssessmentRequest,
+    SelfAssessmentRequest,
+    StartAssessmentRequest,
+)
+
+
+@flow(name="record-activity", validate_parameters=True)
+def record_activity(request: RecordActivityRequest) -> dict:
+    """登记全年工作记录（专题会议、培训、应急演练、宣传），年度考核据此自动计分。"""
+    return run_action(core.record_activity, request, "工作记录")
+
+
+@flow(name="start-annual-assessment", validate_parameters=True)
+def start_annual_assessment(request: StartAssessmentRequest = StartAssessmentRequest()) -> dict:
+    """启动年度检查考核（每年 12 月 1 日自动运行）：按全年记录为每个社区自动计分（批量计算），
+    下发《考核通知》，开启 10 个工作日的自评时限；同一年度只启动一次。"""
+    progress = create_progress_artifact(0.0, description="年度考核自动计分进度")
+
+    def report(pct: float) -> None:
+        update_progress_artifact(progress, pct)
+
+    def start(req, run_id):
+        return core.start(req, run_id, progress=report)
+
+    out = run_action(start, request, "启动年度考核")
+    update_progress_artifact(progress, 100.0)
+    return out
+
+
+@flow(name="submit-self-assessment", validate_parameters=True)
+def submit_self_assessment(request: SelfAssessmentRequest) -> dict:
+    """提交年度考核自评（人工评分项逐项自评打分并说明）。"""
+    return run_action(core.self_assess, request, "考核自评")
+
+
+@flow(name="score-assessment", validate_parameters=True)
+def score_assessment(request: ScoreAssessmentRequest) -> dict:
+    """考核组评分：逐个单位或批量录入人工评分项得分、加分和一票否决情况。"""
+    return run_action(core.score, request, "考核评分")
+
+
+@task(name="publish-results")
+def publish_results(year: int) -> dict:
+    """结果表（artifact assessment-<year>）、扣分说明和导出文件（CSV、XLSX）。"""
+    from models.db import home, session
+    from tasks.export import write_exports
+
+    with session() as s:
+        case = core.get_cycle(s, year)
+        rows = core.results(s, case)
+        for r in rows:
+            r["secretary"] = core.get_unit_row(s, case.id, r["unit"]).secretary
+    ordered = sorted(rows, key=lambda r: (r["rank"], r["unit"]))
+    create_table_artifact(
+        [{"名次": r["rank"], "单位": r["unit_name"], "社区书记": r["secretary"], "总分": r["final"], "等次": r["grade"],
+          "自动计分": r["auto"], "人工评分": r["manual"], "加分": r["bonus"], "一票否决": "是" if r["veto"] else "",
+          "自评": r["self_assessment"]} for r in ordered],
+        key=f"assessment-{year}", description=f"{year}年度网络安全工作责任制检查考核结果")
+    md = [f"# {year}年度考核扣分说明", ""]
+    for r in ordered:
+        md.append(f"## {r['rank']}. {r['unit_name']}（{r['final']:g} 分，{r['grade']}）")
+        md += [f"- {line}" for line in r["deduction_lines"]] or ["- 无扣分"]
+        md += [f"- 一票否决：{v['item']}（{', '.join(v['records'])}）" for v in r["vetoes"]]
+        md.append("")
+    create_markdown_artifact("\n".join(md), key=f"assessment-{year}-deductions", description="每个单位的扣分及依据")
+    csv_path, xlsx_path = write_exports(rows, home() / "exports", year)
+    return {"csv": str(csv_path), "xlsx": str(xlsx_path), "units": len(rows)}
+
+
+@flow(name="publish-assessment", validate_parameters=True)
+def publish_assessment(request: PublishAssessmentRequest) -> dict:
+    """通报考核结果：总分 = 自动计分 + 人工评分 + 加分，一票否决为不合格；排名（并列同名次）；
+    生成《考核结果通报》并通知各社区主要负责人；导出供社区书记年底考核使用的 CSV 和 XLSX。"""
+    out = run_action(core.publish, request, "考核结果通报")
+    out["export"] = publish_results(request.year)
+    return out

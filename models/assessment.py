@@ -1,0 +1,434 @@
+"""年度检查考核 — the annual assessment cycle (SPEC 3.4), and the activity records that feed it.
+
+One cycle per year (a case of kind ``assessment``) with one ``assessment_unit`` row per
+assessed unit. Automatic points come from the year's records (tasks/scoring.py, in bulk);
+units self-assess, assessors score the manual items, and publishing ranks and grades them
+(veto → 不合格) and writes the export for the secretaries' year-end evaluation.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Column, UniqueConstraint, insert
+from sqlmodel import Field as SQLField
+from sqlmodel import Session, SQLModel, select
+
+from models import policy
+from models.case import Case, Obligation, _dt
+from models.clock import beijing, cn_date, iso, local
+from models.db import JSONDict
+from models.errors import DomainError
+from models.labels import LabeledEnum
+from models.org import OrgUnit, committee_unit, get_person, get_unit, holders
+from models.requests import Request
+from models.statemachine import Machine, Result, Rule, Step, transition
+
+
+class AssessmentUnit(SQLModel, table=True):
+    """One assessed unit in one year's cycle: automatic points with their records, the
+    self-assessment, the assessors' scores and the published result."""
+
+    __tablename__ = "assessment_unit"
+    __table_args__ = (UniqueConstraint("cycle_id", "unit"),)
+    id: int | None = SQLField(default=None, primary_key=True)
+    cycle_id: str = SQLField(foreign_key="case.id", index=True)
+    unit: str = SQLField(foreign_key="org_unit.code")
+    auto: dict = SQLField(default_factory=dict, sa_column=Column(JSONDict, nullable=False))
+    self_scores: dict = SQLField(default_factory=dict, sa_column=Column(JSONDict, nullable=False))
+    self_submitted_at: datetime | None = _dt()
+    manual: dict = SQLField(default_factory=dict, sa_column=Column(JSONDict, nullable=False))
+    scored_at: datetime | None = _dt()
+    final: float | None = None
+    grade: str | None = None
+    rank: int | None = None
+    secretary: str | None = None
+
+
+class ActivityKind(LabeledEnum):
+    meeting = "专题会议"
+    training = "培训"
+    drill = "应急演练"
+    publicity = "宣传"
+
+
+ACTIVITY = Machine(kind="activity", id_prefix="ACT", states={"recorded": "已登记"},
+                   rules=(Rule("record", "登记工作记录", (), "recorded"),))
+
+STATES = {"started": "考核进行中", "published": "结果已通报"}
+MACHINE = Machine(
+    kind="assessment",
+    id_prefix="ASM",
+    states=STATES,
+    rules=(
+        Rule("start", "启动年度考核", (), "started"),
+        Rule("self_assess", "提交自评", ("started",), None),
+        Rule("score", "考核评分", ("started",), None),
+        Rule("publish", "通报考核结果", ("started",), "published"),
+        Rule("escalate", "自评督办", tuple(STATES), None, system_only=True),
+    ),
+)
+
+
+# ---------------------------------------------------------------- requests
+
+
+class RecordActivityRequest(Request):
+    """登记全年工作记录：专题会议、培训、应急演练、宣传。年度考核据此自动计分。"""
+
+    unit: str = Field(title="单位", description="单位代码")
+    kind: ActivityKind = Field(title="类型")
+    date: dt.date = Field(title="日期")
+    title: str = Field(title="名称", min_length=2)
+    participants: list[str] = Field(default_factory=list, title="参加人员", description="人员编号列表")
+    evidence: str = Field(default="", title="佐证材料", description="会议纪要、签到表等的编号或存放位置")
+
+
+class StartAssessmentRequest(Request):
+    """启动年度网络安全责任制检查考核：按全年记录自动计分，下发考核通知，开启 10 个工作日的自评时限。"""
+
+    actor: str = Field(default="system", title="操作人", description="定时任务为 system；人工启动填写人员编号")
+    year: int = Field(default=0, ge=0, le=2100, title="考核年度", description="0 表示当年")
+    units: list[str] = Field(default_factory=list, title="参加考核的单位", description="留空为全部社区")
+
+
+class SelfAssessmentRequest(Request):
+    """提交自评：对人工评分项逐项自评打分，并说明情况。"""
+
+    year: int = Field(title="考核年度")
+    unit: str = Field(title="单位")
+    scores: dict[str, float] = Field(title="自评得分", description="{考核项 id: 分数}，仅人工评分项")
+    notes: str = Field(default="", title="自评说明")
+
+
+class UnitScore(BaseModel):
+    """一个单位的考核组评分。"""
+
+    model_config = ConfigDict(extra="forbid")
+    unit: str = Field(title="单位")
+    scores: dict[str, float] = Field(title="人工评分项得分", description="{考核项 id: 分数}")
+    bonus: dict[str, float] = Field(default_factory=dict, title="加分", description="{加分项 id: 分数}")
+    falsified: bool = Field(default=False, title="发现弄虚作假（一票否决）")
+    note: str = Field(default="", title="评分说明")
+
+
+class ScoreAssessmentRequest(Request):
+    """考核组评分：逐个单位或批量（表格）录入人工评分项得分、加分和一票否决情况。"""
+
+    year: int = Field(title="考核年度")
+    table: list[UnitScore] = Field(title="评分表", min_length=1)
+
+
+class PublishAssessmentRequest(Request):
+    """通报考核结果：计算总分、等次和名次，生成《考核结果通报》和供社区书记年底考核使用的导出表，通知各单位主要负责人。"""
+
+    year: int = Field(title="考核年度")
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _catalogue() -> dict:
+    from tasks.scoring import load_catalogue
+
+    return load_catalogue()
+
+
+def cycle_key(year: int) -> str:
+    return f"assessment:{year}"
+
+
+def get_cycle(s: Session, year: int, field: str = "year") -> Case:
+    case = s.exec(select(Case).where(Case.dedupe_key == cycle_key(year))).first()
+    if case is None:
+        raise DomainError(f"{year} 年度考核尚未启动", field)
+    return case
+
+
+def _rows(s: Session, cycle_id: str) -> dict[str, AssessmentUnit]:
+    return {r.unit: r for r in s.exec(select(AssessmentUnit).where(AssessmentUnit.cycle_id == cycle_id)).all()}
+
+
+def _check_scores(scores: dict[str, float], items: dict[str, dict], field: str) -> None:
+    for iid, value in scores.items():
+        if iid not in items:
+            raise DomainError(f"未知考核项 '{iid}'（可评：{', '.join(items)}）", f"{field}.{iid}")
+        if value < 0 or value > items[iid]["max_points"]:
+            raise DomainError(f"{items[iid]['item']} 得分 {value:g} 超出范围 0–{items[iid]['max_points']:g}",
+                              f"{field}.{iid}")
+
+
+# ---------------------------------------------------------------- actions
+
+
+def record_activity(req: RecordActivityRequest, flow_run_id: str | None = None) -> Result:
+    def effect(step: Step) -> None:
+        if req.date > local(step.recorded_at).date():
+            raise DomainError(f"日期 {cn_date(req.date)} 晚于今天", "date")
+        for i, p in enumerate(req.participants):
+            get_person(step.s, p, f"participants[{i}]")
+        step.case.data = {"kind": req.kind.name, "date": req.date.isoformat(), "title": req.title,
+                          "participants": list(req.participants), "evidence": req.evidence}
+
+    return transition(ACTIVITY, "record", actor=req.actor, unit=req.unit, effective_at=req.effective_time(), effect=effect,
+                      title=f"{req.kind.value}：{req.title}", flow_run_id=flow_run_id,
+                      payload={"kind": req.kind.name, "date": req.date.isoformat()})
+
+
+def start(req: StartAssessmentRequest, flow_run_id: str | None = None,
+          progress: Callable[[float], None] | None = None) -> Result:
+    """One cycle per year (a second start returns the existing one): a row per unit with
+    its automatic points (bulk), the 考核通知, and a `self_assessment` obligation per unit."""
+    from tasks.deadlines import add_working_days, calendar
+    from tasks.scoring import compute_auto
+
+    from models.clock import now
+
+    year = req.year or local(now()).year
+    cat = _catalogue()
+
+    def effect(step: Step) -> None:
+        s, case = step.s, step.case
+        existing = s.exec(select(Case.id).where(Case.dedupe_key == cycle_key(year))).first()
+        if existing:
+            raise _Existing(existing)
+        if req.units:
+            units = [get_unit(s, u, f"units[{i}]").code for i, u in enumerate(req.units)]
+        else:
+            units = list(s.exec(select(OrgUnit.code).where(OrgUnit.kind == "community").order_by(OrgUnit.code)).all())
+        if not units:
+            raise DomainError("没有可考核的单位", "units")
+        case.dedupe_key = cycle_key(year)
+        case.data = {"year": year, "units": units, "catalogue": cat}
+        cal = calendar(s)
+        due = add_working_days(step.effective_at, policy.get("assessment", "self_assessment_working_days", default=10), cal)
+        from models.ladder import first_action_at
+
+        auto = compute_auto(s, cat, year, units, progress)  # a few bulk queries for all units
+        s.flush()
+        s.execute(insert(AssessmentUnit.__table__), [
+            {"cycle_id": case.id, "unit": u, "auto": auto[u], "self_scores": {}, "manual": {}} for u in units])
+        probe = Obligation(case_id=case.id, unit=units[0], kind="self_assessment", due_at=due.due_at)
+        first = first_action_at(ladders()["self_assessment"], probe, cal)
+        s.execute(insert(Obligation.__table__), [
+            {"case_id": case.id, "unit": u, "kind": "self_assessment", "role": "principal", "status": "open",
+             "step": 0, "due_at": due.due_at, "next_action_at": first, "met_at": None,
+             "calendar_unconfirmed": due.calendar_unconfirmed, "data": {}, "version_id": 1} for u in units])
+        step.payload["opened"] = [{"kind": "self_assessment", "units": len(units), "due_at": iso(due.due_at)}]
+        on = local(step.recorded_at).date()
+        committee = committee_unit(s, units[0]) or get_unit(s, units[0])
+        names = {u.code: u.name for u in s.exec(select(OrgUnit).where(OrgUnit.code.in_(units))).all()}
+        recipients = [p for u in units for p in holders(s, u, "principal", on)]
+        step.notice(
+            "assessment_notice", issuer=committee, recipients=recipients,
+            title=f"关于开展{year}年度网络安全工作责任制检查考核的通知", main_to="各社区党委",
+            context={"year": year, "cycle_id": case.id, "units": [names[u] for u in units],
+                     "self_assessment_due": beijing(due.due_at),
+                     "criteria": [{"category": it["category"], "item": it["item"], "max_points": it["max_points"],
+                                   "method_label": "系统自动计分" if it["method"] == "auto" else "人工评分",
+                                   "requirement": it.get("requirement", "")} for it in cat["items"]],
+                     "bonus_items": [{"item": b["item"], "max_points": b["max_points"]} for b in cat.get("bonus") or []],
+                     "veto_items": [v["item"] for v in cat.get("veto") or []],
+                     "contact": committee.name},
+        )
+
+    try:
+        return transition(MACHINE, "start", actor=req.actor, unit=_street_of(req.units), effective_at=req.effective_time(),
+                          effect=effect, title=f"{year}年度网络安全工作责任制检查考核", flow_run_id=flow_run_id,
+                          allow_system=True, payload={"year": year})
+    except _Existing as found:
+        from models.db import session
+
+        with session() as s:
+            return Result(case=s.get(Case, found.case_id), notices=[], event_seq=0, skipped=True)
+
+
+class _Existing(Exception):
+    def __init__(self, case_id: str):
+        self.case_id = case_id
+
+
+def _street_of(units: list[str]) -> str:
+    """The cycle belongs to the street 党工委 over the assessed units."""
+    from models.db import session
+
+    with session() as s:
+        first = units[0] if units else s.exec(
+            select(OrgUnit.code).where(OrgUnit.kind == "community").order_by(OrgUnit.code)).first()
+        if not first:
+            raise DomainError("组织名册中没有社区", "units")
+        unit = get_unit(s, first, "units[0]")
+        street = committee_unit(s, unit.code)
+        return (street or unit).code
+
+
+def ladders() -> dict:
+    """自评督办: a reminder 1 working day before the self-assessment is due, 催报 when missed."""
+    from models.ladder import LadderStep
+    from tasks.deadlines import add_working_days
+
+    return {"self_assessment": [
+        LadderStep(1, "reminder", "自评临期提醒", lambda ob, cal: add_working_days(ob.due_at, -1, cal).due_at,
+                   _self_reminder("临期提醒：请按时提交年度网络安全责任制考核自评")),
+        LadderStep(2, "urge", "自评催报", lambda ob, cal: ob.due_at,
+                   _self_reminder("已超过自评期限，请立即提交；逾期未提交的按“未按时自评”计"), marks_missed=True),
+    ]}
+
+
+def _self_reminder(requirement: str):
+    def act(step: Step, ob: Obligation, implied) -> None:
+        from tasks.deadlines import overdue_by
+
+        s, on = step.s, local(step.recorded_at).date()
+        unit = get_unit(s, ob.unit)
+        issuer = get_unit(s, step.case.unit)
+        step.notice(
+            "report_reminder", issuer=issuer, recipients=holders(s, ob.unit, "principal", on),
+            title=f"关于督促{unit.name}提交年度考核自评的通知", main_to=unit.name,
+            context={"case_id": step.case.id, "unit_name": unit.name, "obligation_label": "年度考核自评",
+                     "due_at": beijing(ob.due_at), "overdue_by": overdue_by(ob.due_at, step.recorded_at),
+                     "requirement": requirement, "step": ob.step + 1 + len(implied)},
+        )
+    return act
+
+
+def escalate(ob_id: int, case_id: str, flow_run_id: str | None = None, session=None) -> Result | None:
+    from models import ladder
+
+    return ladder.escalate(MACHINE, ladders(), ob_id, case_id, flow_run_id, session)
+
+
+def self_assess(req: SelfAssessmentRequest, flow_run_id: str | None = None) -> Result:
+    def effect(step: Step) -> None:
+        s = step.s
+        rows = _rows(s, step.case.id)
+        if req.unit not in rows:
+            raise DomainError(f"单位 '{req.unit}' 不在 {req.year} 年度考核范围内", "unit")
+        _check_scores(req.scores, _manual(step.case), "scores")
+        row = rows[req.unit]
+        row.self_scores = {"scores": dict(req.scores), "notes": req.notes, "late": False}
+        row.self_submitted_at = step.effective_at
+        ob = next((o for o in step.obligations("self_assessment") if o.unit == req.unit), None)
+        if ob is not None and ob.met_at is None:
+            step.meet(ob)
+            row.self_scores = {**row.self_scores, "late": ob.status == "missed"}
+        s.add(row)
+
+    case_id = _cycle_id(req.year)
+    return transition(MACHINE, "self_assess", actor=req.actor, case_id=case_id, effective_at=req.effective_time(),
+                      effect=effect, flow_run_id=flow_run_id, payload={"unit": req.unit, "scores": req.scores})
+
+
+def _manual(case: Case) -> dict[str, dict]:
+    from tasks.scoring import manual_items
+
+    return manual_items(case.data["catalogue"])
+
+
+def get_unit_row(s: Session, cycle_id: str, unit: str) -> AssessmentUnit:
+    return s.exec(select(AssessmentUnit).where(AssessmentUnit.cycle_id == cycle_id, AssessmentUnit.unit == unit)).one()
+
+
+def _cycle_id(year: int) -> str:
+    from models.db import session
+
+    with session() as s:
+        return get_cycle(s, year).id
+
+
+def score(req: ScoreAssessmentRequest, flow_run_id: str | None = None) -> Result:
+    """考核组评分 (per unit or a bulk table); re-scoring a unit replaces its scores."""
+
+    def effect(step: Step) -> None:
+        s = step.s
+        rows = _rows(s, step.case.id)
+        items = _manual(step.case)
+        bonus = {b["id"]: b for b in step.case.data["catalogue"].get("bonus") or []}
+        for i, entry in enumerate(req.table):
+            if entry.unit not in rows:
+                raise DomainError(f"单位 '{entry.unit}' 不在 {req.year} 年度考核范围内", f"table[{i}].unit")
+            _check_scores(entry.scores, items, f"table[{i}].scores")
+            missing = [iid for iid in items if iid not in entry.scores]
+            if missing:
+                raise DomainError(f"{entry.unit} 缺少人工评分项：{', '.join(missing)}", f"table[{i}].scores")
+            _check_scores(entry.bonus, bonus, f"table[{i}].bonus")
+            row = rows[entry.unit]
+            row.manual = {"scores": dict(entry.scores), "bonus": dict(entry.bonus), "falsified": entry.falsified,
+                          "note": entry.note, "by": step.actor}
+            row.scored_at = step.effective_at
+            s.add(row)
+        step.payload["units"] = [e.unit for e in req.table]
+
+    return transition(MACHINE, "score", actor=req.actor, case_id=_cycle_id(req.year),
+                      effective_at=req.effective_time(), effect=effect, flow_run_id=flow_run_id)
+
+
+def results(s: Session, case: Case) -> list[dict]:
+    """Each unit's score, grade, rank and deductions (computed; stored at publication)."""
+    from tasks.scoring import deduction_lines, grade_of, rank
+
+    cat = case.data["catalogue"]
+    bonus_cap = policy.get("assessment", "bonus_cap", default=5)
+    names = {u.code: u.name for u in s.exec(select(OrgUnit).where(OrgUnit.code.in_(case.data["units"]))).all()}
+    out = []
+    for unit, row in sorted(_rows(s, case.id).items()):
+        auto_points = sum(it["points"] for it in row.auto["items"].values())
+        manual_points = sum((row.manual.get("scores") or {}).values())
+        bonus = min(bonus_cap, sum((row.manual.get("bonus") or {}).values()))
+        vetoes = list(row.auto.get("vetoes", []))
+        if row.manual.get("falsified"):
+            vetoes.append({"id": "falsified", "item": "考核材料弄虚作假", "records": ["考核组认定"]})
+        final = round(min(100.0, auto_points + manual_points + bonus), 2)
+        out.append({"unit": unit, "unit_name": names.get(unit, unit), "auto": round(auto_points, 2),
+                    "manual": round(manual_points, 2), "bonus": bonus, "final": final, "veto": bool(vetoes),
+                    "vetoes": vetoes, "grade": grade_of(final, bool(vetoes), cat),
+                    "self_assessment": ("逾期自评" if row.self_scores.get("late") else "已自评")
+                    if row.self_submitted_at else "未自评",
+                    "deductions": [d for it in row.auto["items"].values() for d in it["deductions"]],
+                    "deduction_lines": deduction_lines(row.auto), "scored": row.scored_at is not None})
+    rank(out)
+    return out
+
+
+def publish(req: PublishAssessmentRequest, flow_run_id: str | None = None) -> Result:
+    """Ranks, grades (veto → 不合格), the 考核结果通报 to each unit's principal, and the export."""
+
+    def effect(step: Step) -> None:
+        s, case = step.s, step.case
+        rows = results(s, case)
+        missing = [r["unit"] for r in rows if not r["scored"]]
+        if missing:
+            raise DomainError(f"以下单位尚未评分，不能通报：{', '.join(missing)}", "year")
+        year = case.data["year"]
+        dec31 = dt.date(year, 12, 31)
+        stored = _rows(s, case.id)
+        for r in rows:
+            sec = holders(s, r["unit"], "principal", dec31)
+            r["secretary"] = get_person(s, sec[0]).name if sec else "（空缺）"
+            row = stored[r["unit"]]
+            row.final, row.grade, row.rank, row.secretary = r["final"], r["grade"], r["rank"], r["secretary"]
+            s.add(row)
+        case.data = {**case.data, "published_at": iso(step.effective_at),
+                     "summary": {g: sum(1 for r in rows if r["grade"] == g) for g in ("优秀", "良好", "合格", "不合格")}}
+        on = local(step.recorded_at).date()
+        ranked = sorted(rows, key=lambda r: r["rank"])
+        step.notice(
+            "assessment_result", issuer=get_unit(s, case.unit),
+            recipients=[p for r in rows for p in holders(s, r["unit"], "principal", on)],
+            title=f"关于{year}年度网络安全工作责任制检查考核结果的通报", main_to="各社区党委",
+            context={"year": year, "cycle_id": case.id,
+                     "results": [{"rank": r["rank"], "unit_name": r["unit_name"], "secretary": r["secretary"],
+                                  "score": f"{r['final']:g}", "grade": r["grade"], "deductions": len(r["deductions"]),
+                                  "veto": r["veto"], "self_assessment": r["self_assessment"]} for r in ranked],
+                     "grade_counts": [[g, n] for g, n in case.data["summary"].items()],
+                     "excellent": [r["unit_name"] for r in ranked if r["grade"] == "优秀"],
+                     "failed": [{"unit_name": r["unit_name"],
+                                 "reason": "一票否决：" + "、".join(v["item"] for v in r["vetoes"]) if r["veto"]
+                                 else f"总分 {r['final']:g} 分，低于 60 分"} for r in ranked if r["grade"] == "不合格"],
+                     "notes": [f"{r['unit_name']}未按时提交自评" for r in ranked if r["self_assessment"] != "已自评"]},
+        )
+        step.payload["published"] = {r["unit"]: [r["final"], r["grade"], r["rank"]] for r in rows}
+
+    return transition(MACHINE, "publish", actor=req.actor, case_id=_cycle_id(req.year),
+                      effective_at=req.effective_time(), effect=effect, flow_run_id=flow_run_id)
