@@ -230,7 +230,7 @@ def start(req: StartAssessmentRequest, flow_run_id: str | None = None,
                                    "requirement": it.get("requirement", "")} for it in cat["items"]],
                      "bonus_items": [{"item": b["item"], "max_points": b["max_points"]} for b in cat.get("bonus") or []],
                      "veto_items": [v["item"] for v in cat.get("veto") or []],
-                     "contact": committee.name},
+                     "contact": _office_contact(s, units[0], on) or committee.name},
         )
 
     try:
@@ -242,6 +242,16 @@ def start(req: StartAssessmentRequest, flow_run_id: str | None = None,
 
         with session() as s:
             return Result(case=s.get(Case, found.case_id), notices=[], event_seq=0, skipped=True)
+
+
+def _office_contact(s: Session, unit: str, on) -> str:
+    from models.org import office_unit
+
+    office = office_unit(s, unit, on)
+    if office is None:
+        return ""
+    names = "、".join(get_person(s, p).name for p in holders(s, office.code, "office", on))
+    return f"{office.name} {names}".strip()
 
 
 class _Existing(Exception):
@@ -418,15 +428,17 @@ def publish(req: PublishAssessmentRequest, flow_run_id: str | None = None) -> Re
             recipients=[p for r in rows for p in holders(s, r["unit"], "principal", on)],
             title=f"关于{year}年度网络安全工作责任制检查考核结果的通报", main_to="各社区党委",
             context={"year": year, "cycle_id": case.id,
-                     "results": [{"rank": r["rank"], "unit_name": r["unit_name"], "secretary": r["secretary"],
+                     "results": [{"rank": r["rank"], "unit_name": r["unit_name"],
+                                  "secretary": "" if r["secretary"] == "（空缺）" else r["secretary"],
                                   "score": f"{r['final']:g}", "grade": r["grade"], "deductions": len(r["deductions"]),
                                   "veto": r["veto"], "self_assessment": r["self_assessment"]} for r in ranked],
                      "grade_counts": [[g, n] for g, n in case.data["summary"].items()],
                      "excellent": [r["unit_name"] for r in ranked if r["grade"] == "优秀"],
                      "failed": [{"unit_name": r["unit_name"],
-                                 "reason": "一票否决：" + "、".join(v["item"] for v in r["vetoes"]) if r["veto"]
+                                 "reason": "、".join(v["item"] for v in r["vetoes"]) if r["veto"]
                                  else f"总分 {r['final']:g} 分，低于 60 分"} for r in ranked if r["grade"] == "不合格"],
-                     "notes": [f"{r['unit_name']}未按时提交自评" for r in ranked if r["self_assessment"] != "已自评"]},
+                     "notes": [f"{label}的单位 {n} 个" for label in ("逾期自评", "未自评")
+                               if (n := sum(1 for r in ranked if r["self_assessment"] == label))]},
         )
         step.payload["published"] = {r["unit"]: [r["final"], r["grade"], r["rank"]] for r in rows}
 

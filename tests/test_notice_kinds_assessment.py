@@ -210,6 +210,7 @@ def test_notice_key_facts():
         assert "每年至少召开2次专题会议研究网络安全工作。" in out  # 。 appended
         assert "制定并落实网络安全管理制度。" in out  # ； normalised
         assert "基本分值合计100分" in out
+        assert "在基本分值之外予以加分，加分后考核得分不超过100分" in out
         assert "网络安全工作获得区级以上表彰，最高加2分。" in out
         assert "发现并报告重大漏洞，最高加1.5分。" in out
         assert "一票否决" in out and "考核等次直接确定为不合格" in out
@@ -277,7 +278,7 @@ def test_result_key_facts():
         assert "2026年度网络安全责任制检查考核" in out and CYCLE in out
         assert "本次考核共7个社区参加。考核等次为优秀3个、良好1个、合格1个、不合格2个。" in out
         assert "其中触及一票否决项目的1个，未按时自评的1个。" in out
-        assert "得分相同的名次并列" in out
+        assert "得分相同的名次并列；触及一票否决项目的社区列于最后：" in out
         for r in RESULTS:
             assert r["unit_name"] in out and r["score"] in out and r["grade"] in out
         for name in ("张三", "李红", "王阳", "赵明", "钱和", "孙华"):
@@ -315,12 +316,27 @@ def test_result_without_excellent_failed_or_notes():
         assert "本次考核没有考核等次为优秀的社区" in out
         assert "本次考核没有考核等次为不合格的社区" in out
         assert "一票否决" not in out and "未按时自评" not in out and "其中" not in out
+        assert "得分相同的名次并列：" in out
         assert "此外" not in out and "特此通报。" in out
     assert "　　第1名　东风社区" in text and "　　第1名　红旗社区" in text
     # a single excellent unit: no 等1个
     html, text = both("assessment_result", result_ctx(excellent=["东风社区"]))
     for out in (html, text):
         assert "东风社区考核等次为优秀，予以通报表扬。" in out and "等1个" not in out
+
+
+def test_result_any_other_self_assessment_value_counts_as_not_on_time():
+    results = [dict(r) for r in RESULTS]
+    results[0]["self_assessment"] = "逾期自评"
+    results[1]["self_assessment"] = "未自评"
+    html, text = both("assessment_result", result_ctx(results=results))
+    for out in (html, text):
+        assert "其中触及一票否决项目的1个，未按时自评的3个。" in out
+        assert "逾期自评" in out and "未自评" in out
+    results = [dict(r, veto=False) for r in RESULTS[:3]]
+    html, text = both("assessment_result", result_ctx(results=results))
+    for out in (html, text):
+        assert "其中" not in out and "列于最后" not in out
 
 
 def test_result_text_lists_the_first_50_and_html_all():
@@ -334,6 +350,12 @@ def test_result_text_lists_the_first_50_and_html_all():
     assert "以上列出前50个社区，共120个社区，完整名单见" + EXPORT in text
     assert "本次考核共120个社区参加" in text and "本次考核共120个社区参加" in html
     assert html.count("<tr>") == 1 + 120 and "完整名单见" not in html
+    # notes: the text lists the first 50 as well
+    notes = [f"第{i}社区未按时提交自评" for i in range(1, 61)]
+    html, text = both("assessment_result", result_ctx(notes=notes))
+    assert "　　50. 第50社区未按时提交自评。" in text and "第51社区未按时提交自评" not in text
+    assert "以上列出前50条，共60条。" in text
+    assert "<p>60. 第60社区未按时提交自评。</p>" in html and "以上列出前50条" not in html
     # exactly 50: nothing said about an attachment in the body
     html, text = both("assessment_result", result_ctx(results=results[:50]))
     assert "完整名单见" not in text and f"{results[49]['unit_name']}（" in text
