@@ -358,6 +358,63 @@ def run_profiled(fn):
     return result, buf.getvalue()
 
 
+def proposed_supervision_was_weak(s, unit, on: date, window_days: int = 365) -> str:
+    """What-if for ``tasks.tracing.supervision_was_weak`` (same answer, two queries instead of
+    loading every case of the unit and one notice query per case in the window; the window
+    is taken in local days, where the original compares the UTC date of ``created_at``)."""
+    from sqlmodel import select
+
+    from models.case import Case
+    from models.notice import Notice
+    from models.org import holders
+    from tasks.deadlines import end_of_day
+
+    if not unit.supervisor:
+        return ""
+    since = on - timedelta(days=window_days)
+    staff = {p for role in ("principal", "cyber_lead", "cyber_officer", "office", "member")
+             for p in holders(s, unit.supervisor, role, on)}
+    lo, hi = end_of_day(since - timedelta(days=1)), end_of_day(on)
+    in_window = (Case.unit == unit.code, Case.created_at >= lo, Case.created_at < hi)
+    issued = s.exec(select(Case.id).where(*in_window, Case.kind == "rectification",
+                                          Case.data["issuer"].as_string() == unit.supervisor).limit(1)).first()
+    if issued is not None:
+        return ""
+    rows = s.exec(select(Notice.case_id, Notice.recipients).join(Case, Case.id == Notice.case_id)
+                  .where(*in_window)).all()
+    knew = sorted({cid for cid, rec in rows if staff & set(rec or [])})
+    return f"监管单位已知悉风险（{', '.join(knew)}）但未下发整改通知" if knew else ""
+
+
+def what_if_supervision(backend: str, at) -> None:
+    """Time the accountability chain's supervision check, as the proposals run it, against
+    the what-if above, on this database (read-only)."""
+    from models.clock import local
+    from models.db import session
+    from models.org import get_unit
+    from tasks.tracing import supervision_was_weak
+
+    on = local(at).date() - timedelta(days=15)  # a facts date of the proposals (their due day)
+    with session() as s:
+        unit = get_unit(s, COMMUNITIES[0])
+        t = time.perf_counter()
+        old = supervision_was_weak(s, unit, on)
+        old_s = time.perf_counter() - t
+    runs = []
+    for _ in range(3):
+        with session() as s:
+            unit = get_unit(s, COMMUNITIES[0])
+            t = time.perf_counter()
+            new = proposed_supervision_was_weak(s, unit, on)
+            runs.append(time.perf_counter() - t)
+    say(f"    tasks.tracing.supervision_was_weak({unit.code}, {on}): {old_s * 1000:,.0f} ms; "
+        f"what-if with two queries: {statistics.median(runs) * 1000:,.1f} ms; same answer: {old == new}")
+    row("b", "  supervision_was_weak() once (1 proposal)", backend, old_s * 1000, "ms", fmt="{:,.0f}")
+    row("b", "  what-if: the same check in two queries", backend, statistics.median(runs) * 1000, "ms",
+        fmt="{:,.1f}")
+    check(f"{backend}: what-if supervision check gives the same answer", old == new, f"({old!r} / {new!r})")
+
+
 # --------------------------------------------------------------------------- one backend
 
 
@@ -535,6 +592,8 @@ def run_backend(dbs: Databases, sink: Sink, total: int, due_frac: float, pg: boo
         ok, msg = verify(s)
     verify_s = time.perf_counter() - t
     check(f"{backend}: audit chain intact", ok, f"({msg}, {verify_s:.2f} s)")
+
+    what_if_supervision(backend, at)
 
     # ---------------------------------------------------------------- (c) delivery
     queued = count(Notification.__table__, Notification.status == "pending")

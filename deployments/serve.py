@@ -41,7 +41,7 @@ def running_api_url() -> str | None:
 
 
 def serve(host: str = "127.0.0.1", port: int = 4200, demo: bool = True) -> int:
-    from models.db import home, session
+    from models.db import home
     from models.schema import init_schema
 
     apply_offline_settings()

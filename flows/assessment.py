@@ -10,7 +10,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from flows.common import flow_run_id, run_action
+from flows.common import run_action
 from models import assessment as core
 from models.assessment import (
     PublishAssessmentRequest,

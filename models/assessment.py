@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from datetime import datetime
+from typing import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Column, UniqueConstraint, insert

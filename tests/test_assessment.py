@@ -87,7 +87,7 @@ def expected() -> dict[str, tuple[float, str, int]]:
 def test_a_scripted_year_start_self_assess_score_publish(org, sink, clock, tmp_path):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-    from tests_flow import run_flow
+    from support import run_flow
 
     from models import assessment as a
     from tasks.sweep import sweep

@@ -4,11 +4,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import db_counts
-from tests_flow import run_flow
+from support import refused, run_flow
 
 from models.db import session
-from models.errors import DomainError
 
 OFFICER, LEAD, PRINCIPAL = "p-guo-tao", "p-hu-haiyan", "p-zhu-hongwei"  # SQ03 today
 OFFICE_HEAD = "p-sun-jianhua"  # 街道网信办主任
@@ -140,17 +138,6 @@ class TestScenarios:
 
 
 # ---------------------------------------------------------------- bad input: one message, nothing written
-
-
-def refused(fn, *args, field: str | None = None, contains: str = "", **kwargs) -> DomainError:
-    before = db_counts()
-    with pytest.raises(DomainError) as info:
-        fn(*args, **kwargs)
-    assert db_counts() == before, "a refused request must write nothing"
-    if field:
-        assert info.value.field == field, info.value.message
-    assert contains in info.value.message
-    return info.value
 
 
 def core(name: str, **params):

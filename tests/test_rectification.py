@@ -6,7 +6,6 @@ import os
 import threading
 
 import pytest
-from conftest import db_counts
 
 from models.db import session
 from models.errors import DomainError
@@ -83,7 +82,7 @@ def proposals(source: str) -> list[dict]:
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_high_risk_over_the_make_up_sunday_closed_in_time(org, clock):
-    from tests_flow import run_flow
+    from support import run_flow
 
     clock("2026-09-18T10:00:00+08:00")  # a Friday
     out = run_flow("notify-risk", **notify_params(risk_level="高风险（3个工作日）"))
@@ -118,7 +117,7 @@ def test_sweep_flow_refreshes_the_overdue_ledger_artifact(org, clock):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
     from prefect.client.schemas.sorting import ArtifactSort
-    from tests_flow import run_flow
+    from support import run_flow
 
     clock("2026-09-18T10:00:00+08:00")
     case_id = core("notify", **notify_params(risk_level="high")).case.id
@@ -315,14 +314,9 @@ def test_recurrence_within_12_months_is_flagged_on_the_case_and_the_notice(org, 
 
 
 def refused(action: str, field: str | None = None, contains: str = "", **params) -> DomainError:
-    before = db_counts()
-    with pytest.raises(DomainError) as info:
-        core(action, **params)
-    assert db_counts() == before, "a refused request must write nothing"
-    if field:
-        assert info.value.field == field, info.value.message
-    assert contains in info.value.message, info.value.message
-    return info.value
+    from support import refused as refused_
+
+    return refused_(core, action, field=field, contains=contains, **params)
 
 
 class TestRefusals:
