@@ -263,3 +263,32 @@ class TestRefusals:
         self.refused("open", field="collective_decision.dissenters", actor=OFFICE, unit="SQ03", circumstance="c6_other",
                      facts="x", facts_date="2026-11-10",
                      collective_decision={"date": "2026-10-01", "participants": [PRINCIPAL], "dissenters": [LEAD]})
+
+
+def test_weak_supervision_is_derived_when_the_supervisor_knew_and_issued_nothing(org):
+    """ZHB supervises SQ05. Its staff were notified of an SQ05 case and ZHB issued no 整改通知:
+    the chain adds ZHB's head without the operator's flag; after ZHB issues one, it does not."""
+    from models import rectification as r
+    from models.db import session as db_session
+    from models.notice import Notice
+    from models.requests import validate_request
+
+    at("2026-06-01T10:00:00+08:00")
+    rect = r.notify(validate_request(r.NotifyRiskRequest, dict(
+        actor=OFFICE, unit="SQ05", source="检查", risk_level="low", problem="弱口令", requirement="整改")))
+    with db_session() as s:  # the 整改通知 was copied to the supervisor's head
+        notice = s.get(Notice, rect.notices[0].id)
+        from tasks.notify import queue_notifications
+
+        notice.recipients = [*notice.recipients, "p-huang-guoqing"]
+        queue_notifications(s, notice)
+    at("2026-11-28T10:00:00+08:00")
+    derived = core("open", actor=OFFICE, unit="SQ05", circumstance="c6_other", facts="监管缺位", facts_date="2026-11-10")
+    heads = [c for c in show(derived.case.id)["chain"] if c["role"] == "supervisor_head"]
+    assert [h["person"] for h in heads] == ["p-huang-guoqing"] and "未下发整改通知" in heads[0]["note"]
+    at("2026-09-01T10:00:00+08:00")
+    r.notify(validate_request(r.NotifyRiskRequest, dict(
+        actor=OFFICE, unit="SQ05", source="检查", risk_level="low", problem="弱口令", requirement="整改", issuer="ZHB")))
+    at("2026-11-28T10:00:00+08:00")
+    again = core("open", actor=OFFICE, unit="SQ05", circumstance="c6_other", facts="同上", facts_date="2026-11-10")
+    assert "supervisor_head" not in [c["role"] for c in show(again.case.id)["chain"]]
