@@ -254,7 +254,8 @@ def transition(
             to_state=case.state, actor=actor, effective_at=eff, recorded_at=recorded,
             payload=step.payload, flow_run_id=flow_run_id, seq=case.event_count,
         )
-        s.flush()
+        if not s.info.get("batch"):  # a sweep batch flushes once, at its end
+            s.flush()
     except StaleDataError:
         raise ConcurrentUpdate(f"案件 {case.id} 刚被其他操作修改，请刷新后重试") from None
     return Result(case=case, notices=step.notices, event_seq=ev.seq)
@@ -269,10 +270,12 @@ def _kind_label(machine: Machine) -> str:
 def lock_due_obligation(step: Step, ob_id: int) -> Obligation:
     """Re-read an obligation under a row lock inside the sweep's transaction; raise
     :class:`Skip` when it is no longer due (met meanwhile, or another sweep took the step)."""
-    ob = step.s.exec(
-        select(Obligation).where(Obligation.id == ob_id).with_for_update()
-        .execution_options(populate_existing=True)
-    ).first()
+    ob = step.s.info.get("locked_obligations", {}).get(ob_id)  # a sweep batch locked it already
+    if ob is None:
+        ob = step.s.exec(
+            select(Obligation).where(Obligation.id == ob_id).with_for_update()
+            .execution_options(populate_existing=True)
+        ).first()
     if ob is None or ob.case_id != step.case.id or ob.met_at is not None \
             or ob.next_action_at is None or ob.next_action_at > step.recorded_at:
         raise Skip

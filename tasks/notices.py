@@ -414,5 +414,5 @@ def issue_notice(
     s.add(notice)
     from tasks.notify import queue_notifications  # lazy: notify imports notices' tables
 
-    queue_notifications(s, notice)
+    queue_notifications(s, notice, fresh=True)
     return notice

@@ -353,7 +353,7 @@ def rewrite(text: str) -> str:
 # ---------------------------------------------------------------- queue
 
 
-def queue_notifications(s: Session, notice: Notice) -> list[Notification]:
+def queue_notifications(s: Session, notice: Notice, fresh: bool = False) -> list[Notification]:
     """Queue one row per recipient and channel of ``notice`` in the caller's transaction.
 
     Idempotent: rows already queued for the notice (same dedupe key) are returned, not
@@ -361,12 +361,12 @@ def queue_notifications(s: Session, notice: Notice) -> list[Notification]:
     ``无联系渠道``) that is never retried; an unknown recipient refuses the notice.
     """
     with s.no_autoflush:  # the rows are flushed once, with the caller's transaction
-        return _queue(s, notice)
+        return _queue(s, notice, fresh)
 
 
-def _queue(s: Session, notice: Notice) -> list[Notification]:
+def _queue(s: Session, notice: Notice, fresh: bool) -> list[Notification]:
     ts = now()
-    existing = {
+    existing = {} if fresh else {  # a notice issued in this transaction has no rows yet
         n.dedupe_key: n
         for n in s.exec(select(Notification).where(Notification.notice_id == notice.id)).all()
     }

@@ -10,9 +10,12 @@ a step, and one failing step does not undo the others.
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from datetime import datetime
 from typing import Callable
 
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import select
 
 from models import policy
@@ -52,34 +55,59 @@ def due(at: datetime, limit: int, after: tuple | None = None) -> list[tuple]:
         return [tuple(r) for r in s.exec(q).all()]
 
 
-def _act_on_batch(rows: list[tuple], at: datetime, handlers: dict, flow_run_id: str | None) -> tuple[int, int, int]:
+def _act_on_batch(rows: list[tuple], at: datetime, handlers: dict, flow_run_id: str | None,
+                  careful: bool = False) -> tuple[int, int, int]:
+    """One transaction for the batch. The fast path flushes once at the end; if a step fails
+    midway, the batch is rolled back and redone carefully: one savepoint per step, so the
+    failing step alone is left out (and logged)."""
     acted = skipped = errors = 0
-    with session() as s:
-        ids = [r[1] for r in rows]
-        locked = set(s.exec(
-            select(Obligation.id).where(Obligation.id.in_(ids), Obligation.next_action_at <= at)
-            .with_for_update(skip_locked=True)
-        ).all())
-        for _next_at, ob_id, case_id, kind in rows:
-            handler = handlers.get(kind)
-            if handler is None or ob_id not in locked:
-                skipped += 1
-                continue
-            try:
-                with s.begin_nested():
-                    result = handler(ob_id, case_id, flow_run_id, session=s)
-            except Skip:
-                skipped += 1
-                continue
-            except DomainError as exc:
-                errors += 1
-                log.error("sweep: obligation %s of %s: %s", ob_id, case_id, exc)
-                continue
-            if result is None:
-                skipped += 1
-            else:
-                acted += 1
+    try:
+        with session() as s:
+            s.info["batch"] = not careful
+            ids = [r[1] for r in rows]
+            obligations = {o.id: o for o in s.exec(  # locked, and kept for the steps (no select per step)
+                select(Obligation).where(Obligation.id.in_(ids), Obligation.next_action_at <= at)
+                .with_for_update(skip_locked=True)
+            ).all()}
+            cases = list(s.exec(select(Case).where(Case.id.in_({o.case_id for o in obligations.values()}))).all())
+            s.info["locked_obligations"], s.info["batch_cases"] = obligations, cases
+            locked = set(obligations)
+            fast = nullcontext() if careful else s.no_autoflush  # fast: one flush for the whole batch
+            with fast:
+                for row in rows:
+                    a, sk, e = _act_on_one(s, row, locked, handlers, flow_run_id, careful)
+                    acted, skipped, errors = acted + a, skipped + sk, errors + e
+            s.flush()
+    except (_Redo, StaleDataError, IntegrityError):
+        if careful:
+            raise
+        return _act_on_batch(rows, at, handlers, flow_run_id, careful=True)
     return acted, skipped, errors
+
+
+def _act_on_one(s, row: tuple, locked: set, handlers: dict, flow_run_id, careful: bool) -> tuple[int, int, int]:
+    _next_at, ob_id, case_id, kind = row
+    handler = handlers.get(kind)
+    if handler is None or ob_id not in locked:
+        return 0, 1, 0
+    try:
+        if careful:
+            with s.begin_nested():
+                result = handler(ob_id, case_id, flow_run_id, session=s)
+        else:
+            result = handler(ob_id, case_id, flow_run_id, session=s)
+    except Skip:  # raised before anything was written
+        return 0, 1, 0
+    except DomainError as exc:
+        if not careful:
+            raise _Redo from exc
+        log.error("sweep: obligation %s of %s: %s", ob_id, case_id, exc)
+        return 0, 0, 1
+    return (0, 1, 0) if result is None else (1, 0, 0)
+
+
+class _Redo(Exception):
+    """A step failed in a fast batch: redo the batch step by step."""
 
 
 def sweep(batch_size: int | None = None, flow_run_id: str | None = None) -> dict:

@@ -47,7 +47,7 @@ def queued(monkeypatch):
     calls: list[str] = []
     lock = threading.Lock()
 
-    def queue_notifications(s, notice):
+    def queue_notifications(s, notice, fresh=False):
         with lock:
             calls.append(notice.id)
         return []
