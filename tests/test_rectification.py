@@ -350,3 +350,35 @@ class TestRefusals:
         result = core("notify", **notify_params(due_at="2027-01-20T00:00:00+08:00"))
         assert rectify(show(result.case.id))["calendar_unconfirmed"] is True
         assert any("尚未公布" in w for w in result.case.warnings)
+
+
+def test_a_failing_step_in_a_batch_leaves_the_other_steps_taken(org, clock, monkeypatch):
+    """The fast batch path is redone step by step when one step fails: the failing one is
+    logged and left for the next sweep, the others are taken once."""
+    import tasks.sweep as sweep_module
+    from models import rectification as r
+
+    clock("2026-09-18T10:00:00+08:00")
+    ids = [core("notify", **notify_params(unit=f"SQ0{i}", problem_code=f"B{i}")).case.id for i in (1, 2, 3)]
+    real = sweep_module.escalators
+
+    def failing():
+        handlers = real()
+
+        def rect(ob_id, case_id, flow_run_id=None, session=None):
+            if case_id == ids[1]:
+                raise DomainError("模拟：该单位的网信办岗位空缺")
+            return r.escalate(ob_id, case_id, flow_run_id, session=session)
+
+        return {**handlers, "rectification": rect}
+
+    monkeypatch.setattr(sweep_module, "escalators", failing)
+    result = sweep_at("2026-09-21T09:00:00+08:00")  # the acknowledge deadlines have passed
+    assert (result["acted"], result["errors"]) == (2, 1)
+    assert [len(notices(cid)) for cid in ids] == [2, 1, 2]
+    monkeypatch.setattr(sweep_module, "escalators", real)
+    assert sweep_at("2026-09-21T09:05:00+08:00")["acted"] == 1  # taken on the next sweep
+    from models.audit import verify
+
+    with session() as s:
+        assert verify(s)[0]
