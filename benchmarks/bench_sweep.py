@@ -54,7 +54,7 @@ import sys
 import tempfile
 import time
 from collections import Counter as Tally, defaultdict
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -462,10 +462,11 @@ def run_backend(dbs: Databases, sink: Sink, total: int, due_frac: float, pg: boo
           f"({len(full):,} of {due_n:,}; first batch {len(first)})")
     check(f"{backend}: due() plan uses ix_obligation_next_action_at", "ix_obligation_next_action_at" in plan_b,
           "")
-    sorts = "TEMP B-TREE" in plan_b or "Sort" in plan_b
-    if sorts:
-        say("    note: the plan sorts the index range (ORDER BY next_action_at, id: the index has no id "
-            "column); the whole due range is read before the first row is returned")
+    if "TEMP B-TREE" in plan_b or "Sort" in plan_b:
+        say("    note: the plan sorts (ORDER BY next_action_at, id; the index has no id column)")
+    if plan_k and "Filter" in plan_k and "id >" in plan_k.split("Filter", 1)[1].split("\n", 1)[0]:
+        say("    note: the keyset condition (after=…) is a Filter, not an index condition: each later batch "
+            "re-reads the due range from its start")
 
     # ---------------------------------------------------------------- (b) sweep
     with session() as s:
