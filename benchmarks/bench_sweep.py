@@ -2,7 +2,7 @@
 """Sweep benchmark of dutyflow at scale: 1,000,000 open rectification obligations, 1 % due.
 
     python benchmarks/bench_sweep.py [--n 1000000] [--due-fraction 0.01] [--postgres URL]
-                                     [--sqlite-only] [--profile] [--deliver-max N]
+                                     [--sqlite-only | --postgres-only] [--profile] [--deliver-max N]
 
 Issue target: "Sweep with 1,000,000 open obligations, 1% due: the due-selection query under
 1 s on SQLite and on PostgreSQL (index on next_action_at), acting on the 10,000 due ones in
@@ -344,6 +344,37 @@ def backend_pids() -> list[int]:
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database()").scalars())
 
 
+class SqlTiming:
+    """``--sql-timing``: statements the sweep sent, grouped by their first words, with the
+    time from cursor execute to its return (round trip + server work) and the rows sent."""
+
+    def __init__(self, eng):
+        import sqlalchemy as sa
+
+        self.eng, self.stats, self._t0 = eng, defaultdict(lambda: [0, 0, 0.0]), {}
+        sa.event.listen(eng, "before_cursor_execute", self._before)
+        sa.event.listen(eng, "after_cursor_execute", self._after)
+
+    def _before(self, conn, cursor, statement, parameters, context, executemany):
+        self._t0[id(cursor)] = time.perf_counter()
+
+    def _after(self, conn, cursor, statement, parameters, context, executemany):
+        head = " ".join(statement.split()[:3])[:60]
+        st = self.stats[(head, executemany)]
+        st[0] += 1
+        st[1] += len(parameters) if executemany else 1
+        st[2] += time.perf_counter() - self._t0.pop(id(cursor), time.perf_counter())
+
+    def report(self, backend: str) -> None:
+        import sqlalchemy as sa
+
+        sa.event.remove(self.eng, "before_cursor_execute", self._before)
+        sa.event.remove(self.eng, "after_cursor_execute", self._after)
+        say(f"    SQL sent by the sweep on {backend} (statement head, executemany, calls, rows, seconds):")
+        for (head, many), (calls, rows, secs) in sorted(self.stats.items(), key=lambda kv: -kv[1][2])[:15]:
+            say(f"      {head:<60} {'many' if many else 'one ':<4} {calls:>7,} {rows:>8,} {secs:8.3f} s")
+
+
 def run_profiled(fn):
     import cProfile
     import io
@@ -351,6 +382,8 @@ def run_profiled(fn):
 
     prof = cProfile.Profile()
     result = prof.runcall(fn)
+    if os.environ.get("BENCH_PROFILE_OUT"):  # raw stats for pstats drill-down
+        prof.dump_stats(os.environ["BENCH_PROFILE_OUT"])
     buf = io.StringIO()
     st = pstats.Stats(prof, stream=buf).strip_dirs()
     st.sort_stats("cumulative").print_stats(30)
@@ -481,6 +514,7 @@ def run_backend(dbs: Databases, sink: Sink, total: int, due_frac: float, pg: boo
     srv0 = server_cpu(pids) if pids else float("nan")
     can_reset = reset_peak()
     label = "sweep() (under cProfile)" if args.profile else "sweep()"
+    sql_timing = SqlTiming(engine()) if args.sql_timing else None
     with Instrument(step_of) as ins:
         t, c0 = time.perf_counter(), time.process_time()
         if args.profile:
@@ -489,6 +523,8 @@ def run_backend(dbs: Databases, sink: Sink, total: int, due_frac: float, pg: boo
             out, report = sweep(), ""
         sweep_s, sweep_cpu = time.perf_counter() - t, time.process_time() - c0
     srv = server_cpu(pids) - srv0 if pids else float("nan")
+    if sql_timing is not None:
+        sql_timing.report(backend)
     phase_peak("the sweep", backend, can_reset)
     acted = out["acted"]
     say(f"    {label}: {out} in {sweep_s:.2f} s ({due_n / sweep_s:,.0f} obligations/s, "
@@ -660,12 +696,15 @@ def main() -> int:
     ap.add_argument("--due-fraction", type=float, default=0.01, help="fraction due now (default 0.01)")
     ap.add_argument("--postgres", metavar="URL", help=f"PostgreSQL server (default {DEFAULT_PG}, when reachable)")
     ap.add_argument("--sqlite-only", action="store_true", help="skip PostgreSQL")
+    ap.add_argument("--postgres-only", action="store_true", help="skip SQLite")
     ap.add_argument("--profile", action="store_true", help="cProfile the sweep; print the top 30 (cum, tottime)")
     ap.add_argument("--deliver-max", type=int, default=None, metavar="N",
                     help="deliver at most N notifications per backend (default: all queued)")
     ap.add_argument("--proposal-fraction", type=float, default=0.01, metavar="F",
                     help="share of the due ones at the proposal step (default 0.01; 0: none, to profile "
                          "the other steps)")
+    ap.add_argument("--sql-timing", action="store_true",
+                    help="print the SQL the sweep sent, grouped by statement, with times")
     ap.add_argument("--seed", type=int, default=20261128)
     args = ap.parse_args()
 
@@ -693,8 +732,9 @@ def main() -> int:
                 raise
             say(f"  PostgreSQL skipped: {exc}")
             dbs = Databases(tmp, None)
-        run_backend(dbs, sink, args.n, args.due_fraction, pg=False, args=args)
-        backends.append("SQLite")
+        if not args.postgres_only:
+            run_backend(dbs, sink, args.n, args.due_fraction, pg=False, args=args)
+            backends.append("SQLite")
         if dbs.pg_db_url is not None:
             from models.db import dispose_all
 

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Column, Index, event, text
 from sqlmodel import Field, Session, SQLModel, select
 
+from models import batch
 from models.case import _dt
 from models.clock import iso
 from models.db import JSONDict
@@ -47,13 +48,15 @@ class AuditHead(SQLModel, table=True):
     last_hash: str = GENESIS
 
 
-def _digest(ev: AuditEvent) -> str:
-    body = {
-        "id": ev.id, "case_id": ev.case_id, "seq": ev.seq, "type": ev.type,
-        "from_state": ev.from_state, "to_state": ev.to_state, "actor": ev.actor,
-        "effective_at": iso(ev.effective_at), "recorded_at": iso(ev.recorded_at),
-        "flow_run_id": ev.flow_run_id, "payload": ev.payload, "prev_hash": ev.prev_hash,
-    }
+_HASHED = ("id", "case_id", "seq", "type", "from_state", "to_state", "actor", "effective_at",
+           "recorded_at", "flow_run_id", "payload", "prev_hash")
+
+
+def _digest(ev: AuditEvent | dict) -> str:
+    """SHA-256 of an event (a stored row, or the dict of one being appended)."""
+    get = ev.get if isinstance(ev, dict) else ev.__getattribute__
+    body = {k: get(k) for k in _HASHED}
+    body["effective_at"], body["recorded_at"] = iso(body["effective_at"]), iso(body["recorded_at"])
     raw = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(raw.encode()).hexdigest()
 
@@ -76,24 +79,26 @@ def _lock_head(s: Session) -> AuditHead:
 def append(s: Session, *, case_id: str, type: str, from_state: str | None, to_state: str | None,
            actor: str, effective_at: datetime, recorded_at: datetime,
            payload: dict[str, Any] | None = None, flow_run_id: str | None = None,
-           seq: int | None = None) -> AuditEvent:
-    """Append one event inside the caller's transaction (``seq``: the case's next event number)."""
+           seq: int | None = None) -> int:
+    """Append one event inside the caller's transaction (``seq``: the case's next event
+    number, looked up when not given). Returns the event's ``seq``."""
     head = _lock_head(s)
     if seq is None:
         seq = (s.exec(
             select(AuditEvent.seq).where(AuditEvent.case_id == case_id).order_by(AuditEvent.seq.desc()).limit(1)
         ).first() or 0) + 1
-    ev = AuditEvent(
+    ev = dict(
         id=head.last_id + 1, case_id=case_id, seq=seq, type=type, from_state=from_state,
         to_state=to_state, actor=actor, effective_at=effective_at, recorded_at=recorded_at,
         flow_run_id=flow_run_id, payload=json.loads(json.dumps(payload or {}, default=str)),
         prev_hash=head.last_hash,
     )
-    ev.hash = _digest(ev)
-    head.last_id, head.last_hash = ev.id, ev.hash
-    s.add(ev)
+    ev["hash"] = _digest(ev)
+    head.last_id, head.last_hash = ev["id"], ev["hash"]
     s.add(head)
-    return ev
+    if not batch.defer(s, AuditEvent.__table__, [ev]):  # a sweep batch inserts them in bulk
+        s.add(AuditEvent(**ev))
+    return seq
 
 
 def verify(s: Session) -> tuple[bool, str]:

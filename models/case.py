@@ -86,9 +86,30 @@ class Counter(SQLModel, table=True):
 
 
 def next_number(s: Session, name: str, year: int) -> int:
-    """Next number of the (name, year) sequence; a rollback gives the number back."""
-    return s.execute(
+    """Next number of the (name, year) sequence; a rollback gives the number back.
+
+    The increment locks the counter row until the transaction ends; inside a sweep batch
+    (``models.batch``) later numbers are handed out from memory and written back once."""
+    from models import batch
+
+    kept = batch.counters(s)
+    if kept is not None and (name, year) in kept:
+        kept[(name, year)] += 1
+        return kept[(name, year)]
+    value = s.execute(
         text("INSERT INTO counter (name, year, value) VALUES (:n, :y, 1) "
              "ON CONFLICT (name, year) DO UPDATE SET value = counter.value + 1 RETURNING value"),
         {"n": name, "y": year},
     ).scalar_one()
+    if kept is not None:
+        kept[(name, year)] = value
+    return value
+
+
+def _watch_batches() -> None:
+    from models import batch
+
+    batch.watch_versioned((Case, Obligation))  # a sweep batch writes these in bulk
+
+
+_watch_batches()

@@ -71,6 +71,7 @@ def _sqlite_setup(engine: Engine) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=60000")
         cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA cache_size=-65536")  # 64 MiB of pages (default 2 MiB): large indexes stay cached
         cur.close()
 
     @event.listens_for(engine, "begin")

@@ -249,7 +249,7 @@ def transition(
         case.updated_at = recorded
         case.event_count = (case.event_count or 0) + 1
         s.add(case)
-        ev = audit.append(
+        seq = audit.append(
             s, case_id=case.id, type=step.event_type or action, from_state=from_state,
             to_state=case.state, actor=actor, effective_at=eff, recorded_at=recorded,
             payload=step.payload, flow_run_id=flow_run_id, seq=case.event_count,
@@ -258,7 +258,7 @@ def transition(
             s.flush()
     except StaleDataError:
         raise ConcurrentUpdate(f"案件 {case.id} 刚被其他操作修改，请刷新后重试") from None
-    return Result(case=case, notices=step.notices, event_seq=ev.seq)
+    return Result(case=case, notices=step.notices, event_seq=seq)
 
 
 def _kind_label(machine: Machine) -> str:

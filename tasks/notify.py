@@ -45,6 +45,7 @@ from apprise.logger import logger as _apprise_logger
 from sqlalchemy import update
 from sqlmodel import Session, select
 
+from models import batch
 from models.clock import now, pinned_note
 from models.db import home, session
 from models.errors import DomainError
@@ -358,7 +359,9 @@ def queue_notifications(s: Session, notice: Notice, fresh: bool = False) -> list
 
     Idempotent: rows already queued for the notice (same dedupe key) are returned, not
     duplicated. A recipient without any channel gets one ``failed`` row (channel '',
-    ``无联系渠道``) that is never retried; an unknown recipient refuses the notice.
+    ``无联系渠道``) that is never retried; an unknown recipient refuses the notice. Inside a
+    sweep batch the new rows are inserted in bulk with the batch (``models.batch``) and only
+    the rows that already existed are returned.
     """
     with s.no_autoflush:  # the rows are flushed once, with the caller's transaction
         return _queue(s, notice, fresh)
@@ -370,7 +373,8 @@ def _queue(s: Session, notice: Notice, fresh: bool) -> list[Notification]:
         n.dedupe_key: n
         for n in s.exec(select(Notification).where(Notification.notice_id == notice.id)).all()
     }
-    rows: list[Notification] = []
+    rows: list[Notification] = []  # already queued
+    new: list[dict] = []
     ids = list(dict.fromkeys(str(p) for p in (notice.recipients or []) if p))
 
     for pid in ids:
@@ -381,22 +385,25 @@ def _queue(s: Session, notice: Notice, fresh: bool) -> list[Notification]:
         for channel in channels or [""]:
             key = f"{notice.id}|{pid}|{channel}"
             if key in existing:
-                rows.append(existing[key])
+                if existing[key] is not None:
+                    rows.append(existing[key])
                 continue
-            row = Notification(
+            new.append(dict(
                 notice_id=notice.id, case_id=notice.case_id, person=pid, channel=channel,
-                dedupe_key=key, created_at=ts,
+                dedupe_key=key, created_at=ts, attempts=0, sent_at=None,
                 status=NotificationStatus.pending if channel else NotificationStatus.failed,
                 last_error="" if channel else NO_CHANNEL,
                 next_attempt_at=ts if channel else None,  # '' rows are never retried
-            )
-            s.add(row)
-            rows.append(row)
-            existing[key] = row
+            ))
+            existing[key] = None
             if not channel:
                 LOG.warning("%s通知 %s：接收人 %s（%s）%s，已记为发送失败",
                             pinned_note(), notice.id, pid, person.name, NO_CHANNEL)
-    return rows
+    if batch.defer(s, Notification.__table__, new):  # a sweep batch inserts them in bulk
+        return rows
+    objs = [Notification(**r) for r in new]
+    s.add_all(objs)
+    return [*rows, *objs]
 
 
 def _cached_person(s: Session, pid: str) -> Person | None:

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import select
 
-from models import policy
+from models import batch, policy
 from models.case import Case, Obligation
 from models.clock import now
 from models.db import session
@@ -77,7 +77,10 @@ def _act_on_batch(rows: list[tuple], at: datetime, handlers: dict, flow_run_id: 
                 for row in rows:
                     a, sk, e = _act_on_one(s, row, locked, handlers, flow_run_id, careful)
                     acted, skipped, errors = acted + a, skipped + sk, errors + e
-            s.flush()
+            if careful:
+                s.flush()
+            else:
+                batch.finish(s)
     except (_Redo, StaleDataError, IntegrityError):
         if careful:
             raise
