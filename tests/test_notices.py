@@ -366,3 +366,19 @@ def test_real_outbox_queues_one_row_per_channel(db):
         rows = s.exec(select(Notification).where(Notification.notice_id == nid)).all()
         assert sorted(r.channel for r in rows) == ["json://127.0.0.1:9/p", "mailto://u:p@example.org"]
         assert {r.person for r in rows} == {"p-zhang"}
+
+
+def test_notice_bodies_compressed_with_lz4_on_postgresql(db):
+    """Migration 0005: inserting rendered notices is cheaper with lz4 TOAST compression."""
+    import sqlalchemy as sa
+
+    from models.db import engine
+
+    eng = engine()
+    if eng.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only (SQLite does not compress)")
+    with eng.connect() as c:
+        methods = dict(c.execute(sa.text(
+            "SELECT attname, attcompression FROM pg_attribute "
+            "WHERE attrelid = 'notice'::regclass AND attname IN ('html', 'text')")).all())
+    assert methods == {"html": "l", "text": "l"}
