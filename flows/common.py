@@ -19,17 +19,24 @@ def flow_run_id() -> str | None:
 
 @task(name="deliver-notifications", retries=0)
 def deliver_notifications(notice_ids: list[str]) -> dict:
-    """按通知单发送（Apprise）；结果逐人记录，失败的由定时巡检按退避重发。"""
+    """按通知单发送（Apprise）；结果逐人记录，失败的由定时巡检按退避重发。
+    待发消息多于 policy ``notifications.inline_max`` 时（如发给全部社区的通知）不在流程内等待，
+    由每分钟的到期巡检分批发送（``queued``）。"""
     from sqlmodel import select
 
+    from models import policy
     from models.db import session
     from models.notice import Notification
     from tasks.notify import deliver
 
+    counts = {"sent": 0, "failed": 0, "skipped": 0}
     if not notice_ids:
-        return {"sent": 0, "failed": 0, "skipped": 0}
+        return counts
     with session() as s:
         ids = list(s.exec(select(Notification.id).where(Notification.notice_id.in_(notice_ids))).all())
+    if len(ids) > policy.get("notifications", "inline_max", default=200):
+        get_run_logger().info("%d 条消息已排队，由到期巡检（sweep-deadlines）分批发送", len(ids))
+        return {**counts, "queued": len(ids)}
     return deliver(ids)
 
 

@@ -24,10 +24,12 @@ def act_on_due(batch_size: int) -> dict:
 
 @task(name="retry-notifications")
 def retry_notifications() -> dict:
-    """重发到期的失败通知（退避），未发送的待发通知一并发送。"""
-    from tasks.notify import deliver
+    """发送待发通知、重发到期的失败通知（退避）；每次巡检最多用 policy
+    ``notifications.sweep_delivery_seconds`` 秒，未发完的下次巡检继续。"""
+    from models import policy
+    from tasks.notify import deliver_due
 
-    return deliver()
+    return deliver_due(policy.get("notifications", "sweep_delivery_seconds", default=40))
 
 
 @task(name="refresh-overdue-ledger")

@@ -2,9 +2,9 @@
 
 A notice queues one ``notification`` row per recipient and channel inside the caller's
 transaction (:func:`queue_notifications`). :func:`deliver` sends due rows **outside** any
-long transaction: it reads a batch, *claims* each row with a conditional UPDATE (a lease
-pushes ``next_attempt_at`` forward; only the deliverer whose UPDATE matched sends), sends
-it, and records the outcome in its own short transaction. Failures back off
+long transaction: it reads a batch, *claims* a chunk of rows with a conditional UPDATE (a
+lease pushes ``next_attempt_at`` forward; only the deliverer whose UPDATE matched a row
+sends it), sends them, and records the outcomes in one short transaction per chunk. Failures back off
 1, 2, 4 … 60 minutes and are retried forever; nothing is dropped, nothing is sent twice.
 
 Channels are Apprise URLs (``…://…``) or tags of the Apprise config file named by
@@ -42,7 +42,7 @@ import apprise
 import requests
 from apprise.decorators import notify as _apprise_notify
 from apprise.logger import logger as _apprise_logger
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlmodel import Session, select
 
 from models import batch
@@ -59,6 +59,7 @@ CLASSIFIED_TITLE = "涉密事项提醒"
 CLASSIFIED_BODY = "您有一件涉密事项待处理，请登录系统查看"
 NO_CHANNEL = "无联系渠道"
 LEASE = timedelta(minutes=5)  # a claimed row is invisible to other deliverers this long
+CLAIM_CHUNK = 20  # rows claimed with one UPDATE and recorded in one transaction
 MAX_BACKOFF_MINUTES = 60
 MAX_ERROR_CHARS = 1000
 STARS = "****"
@@ -487,6 +488,12 @@ def _load_config(asset: apprise.AppriseAsset, cache: dict) -> tuple[apprise.Appr
 
 def _targets(channel: str, asset: apprise.AppriseAsset, cache: dict) -> tuple[list[_Target], list[str]]:
     """The Apprise services behind ``channel`` and the secrets to scrub from errors."""
+    if ("targets", channel) not in cache:  # built once per channel and delivery run
+        cache[("targets", channel)] = _build_targets(channel, asset, cache)
+    return cache[("targets", channel)]
+
+
+def _build_targets(channel: str, asset: apprise.AppriseAsset, cache: dict) -> tuple[list[_Target], list[str]]:
     if "://" in channel:
         url = rewrite(channel)
         a = apprise.Apprise(asset=asset)
@@ -542,43 +549,46 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(minutes=min(2 ** min(n - 1, 10), MAX_BACKOFF_MINUTES))
 
 
-def _claim(row: Notification) -> datetime | None:
-    """Lease ``row`` for this deliverer; None when another one got it first."""
+def _claim(rows: list[Notification]) -> set[int]:
+    """Lease ``rows`` for this deliverer with one conditional UPDATE; returns the ids won
+    (a row another deliverer leased, sent or recorded meanwhile is no longer due)."""
+    if not rows:
+        return set()
     t = now()
-    lease = t + LEASE
     stmt = (
         update(Notification)
         .where(
-            Notification.id == row.id,
-            Notification.status == row.status,
-            Notification.attempts == row.attempts,
-            Notification.next_attempt_at == row.next_attempt_at,
+            Notification.id.in_([r.id for r in rows]),
+            Notification.status.in_([NotificationStatus.pending, NotificationStatus.failed]),
+            Notification.channel != "",
             Notification.next_attempt_at <= t,
         )
-        .values(next_attempt_at=lease)
+        .values(next_attempt_at=t + LEASE)
+        .returning(Notification.id)
     )
     with session() as s:
-        won = s.connection().execute(stmt).rowcount == 1
-    return lease if won else None
+        return set(s.connection().execute(stmt).scalars())
 
 
-def _record(row: Notification, ok: bool, error: str) -> None:
+def _record(outcomes: list[tuple[Notification, bool, str]]) -> None:
+    """Record the outcomes of a claimed chunk in one short transaction."""
+    if not outcomes:
+        return
     t = now()
+    sent = [{"b_id": row.id} for row, ok, _ in outcomes if ok]
+    failed = [{"b_id": row.id, "b_attempts": row.attempts + 1, "b_error": error[:MAX_ERROR_CHARS],
+               "b_next": t + backoff(row.attempts + 1)} for row, ok, error in outcomes if not ok]
     with session() as s:
         conn = s.connection()
-        if ok:
-            conn.execute(
-                update(Notification).where(Notification.id == row.id).values(
-                    status=NotificationStatus.sent, sent_at=t, last_error="", next_attempt_at=None)
-            )
-        else:
-            attempts = row.attempts + 1
+        if sent:
+            conn.execute(update(Notification).where(Notification.id == bindparam("b_id")).values(
+                status=NotificationStatus.sent, sent_at=t, last_error="", next_attempt_at=None), sent)
+        if failed:
             conn.execute(
                 update(Notification)
-                .where(Notification.id == row.id, Notification.status != NotificationStatus.sent)
-                .values(status=NotificationStatus.failed, attempts=attempts,
-                        last_error=error[:MAX_ERROR_CHARS], next_attempt_at=t + backoff(attempts))
-            )
+                .where(Notification.id == bindparam("b_id"), Notification.status != NotificationStatus.sent)
+                .values(status=NotificationStatus.failed, attempts=bindparam("b_attempts"),
+                        last_error=bindparam("b_error"), next_attempt_at=bindparam("b_next")), failed)
 
 
 def deliver(ids: list[int] | None = None, *, limit: int = 500) -> dict:
@@ -587,6 +597,8 @@ def deliver(ids: list[int] | None = None, *, limit: int = 500) -> dict:
     ``ids``: these rows only (those not due — sent, backing off, claimed by another
     deliverer, channel '' — are counted as skipped); otherwise up to ``limit`` rows that
     are pending or failed with ``next_attempt_at <= now()``. Safe to run concurrently.
+    Rows are claimed and recorded ``CLAIM_CHUNK`` at a time: if the process dies midway,
+    the rows of the chunk being sent wait out their lease and are sent again.
     """
     counts = {"sent": 0, "failed": 0, "skipped": 0}
     if ids is not None and not ids:
@@ -615,20 +627,36 @@ def deliver(ids: list[int] | None = None, *, limit: int = 500) -> dict:
     asset = _asset()
     cache: dict = {}
     messages: dict[str, _Message] = {}
-    for row in rows:
-        if _claim(row) is None:
-            counts["skipped"] += 1
-            continue
-        notice = notices[row.notice_id]
-        msg = messages.get(notice.id) or messages.setdefault(notice.id, _message(notice))
-        ok, error = _send(row.channel, msg, asset, cache)
-        _record(row, ok, error)
-        where = f"通知 {row.notice_id} → {row.person} 渠道 {mask(row.channel)}"
-        if ok:
-            counts["sent"] += 1
-            LOG.info("%s%s 已发送（#%s）", pinned_note(), where, row.id)
-        else:
-            counts["failed"] += 1
-            LOG.warning("%s%s 发送失败（#%s，第 %d 次，%d 分钟后重试）：%s", pinned_note(), where, row.id,
-                        row.attempts + 1, backoff(row.attempts + 1) // timedelta(minutes=1), error)
+    for start in range(0, len(rows), CLAIM_CHUNK):
+        chunk = rows[start:start + CLAIM_CHUNK]
+        won = _claim(chunk)
+        counts["skipped"] += len(chunk) - len(won)
+        outcomes = []
+        for row in (r for r in chunk if r.id in won):
+            notice = notices[row.notice_id]
+            msg = messages.get(notice.id) or messages.setdefault(notice.id, _message(notice))
+            ok, error = _send(row.channel, msg, asset, cache)
+            outcomes.append((row, ok, error))
+            where = f"通知 {row.notice_id} → {row.person} 渠道 {mask(row.channel)}"
+            if ok:
+                counts["sent"] += 1
+                LOG.info("%s%s 已发送（#%s）", pinned_note(), where, row.id)
+            else:
+                counts["failed"] += 1
+                LOG.warning("%s%s 发送失败（#%s，第 %d 次，%d 分钟后重试）：%s", pinned_note(), where, row.id,
+                            row.attempts + 1, backoff(row.attempts + 1) // timedelta(minutes=1), error)
+        _record(outcomes)
     return counts
+
+
+def deliver_due(budget_seconds: float, *, limit: int = 500) -> dict:
+    """Deliver every due notification, ``limit`` at a time, until none is left or about
+    ``budget_seconds`` have passed (the rest waits for the next call); returns the sums."""
+    total = {"sent": 0, "failed": 0, "skipped": 0}
+    started = time.monotonic()
+    while True:
+        counts = deliver(limit=limit)
+        for k in total:
+            total[k] += counts[k]
+        if sum(counts.values()) < limit or time.monotonic() - started >= budget_seconds:
+            return total

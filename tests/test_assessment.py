@@ -208,3 +208,28 @@ def test_the_served_schedule_is_yearly_in_beijing_time():
     [sched] = dep.schedules
     assert sched.schedule.cron == "0 9 1 12 *"
     assert sched.schedule.timezone == "Asia/Shanghai"
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_notice_to_every_community_is_left_to_the_sweep(org, sink, clock, tmp_path, monkeypatch):
+    """Above ``notifications.inline_max`` messages the flow does not wait for delivery: the
+    考核通知 is queued and the next sweep sends it, each principal once."""
+    import yaml
+    from support import run_flow
+
+    from models import policy
+
+    pol = yaml.safe_load(policy.DEFAULT.read_text(encoding="utf-8"))
+    pol["notifications"]["inline_max"] = 5
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(pol, allow_unicode=True), encoding="utf-8")
+    monkeypatch.setenv("DUTYFLOW_POLICY", str(tmp_path / "policy.yaml"))
+    clock("2026-12-01T09:00:00+08:00")
+    out = run_flow("start-annual-assessment", actor="system", year=2026)
+    assert out["delivery"] == {"sent": 0, "failed": 0, "skipped": 0, "queued": 12}
+    assert sink.messages == []
+    swept = run_flow("sweep-deadlines")
+    assert swept["delivery"]["sent"] == 12
+    titles = [m["title"] for m in sink.messages]
+    assert len(titles) == 12 and all("检查考核的通知" in t for t in titles)
+    assert len({m["_path"] for m in sink.messages}) == 12  # one message per principal
+    assert run_flow("sweep-deadlines")["delivery"]["sent"] == 0

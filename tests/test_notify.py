@@ -509,7 +509,8 @@ def test_concurrent_deliverers_send_each_row_once(db, sink):
 
 
 def test_a_row_being_sent_is_not_picked_up_by_another_deliverer(db, sink):
-    """A second deliverer runs while the first is mid-send of row /a."""
+    """A second deliverer runs while the first is mid-send of row /a: the first claimed its
+    whole chunk (/a and /b), so the second finds nothing due."""
     setup_notice({"p1": [sink.url("/a")], "p2": [sink.url("/b")]})
     real_send = notify._send
     nested = []
@@ -522,9 +523,9 @@ def test_a_row_being_sent_is_not_picked_up_by_another_deliverer(db, sink):
 
     with mock.patch.object(notify, "_send", side_effect=send_and_race):
         outer = deliver()
-    assert nested[0] == {"sent": 1, "failed": 0, "skipped": 0}  # /b only: /a is leased
-    assert outer == {"sent": 1, "failed": 0, "skipped": 1}  # /a; /b lost to the other one
-    assert sorted(m["path"] for m in sink.messages) == ["/a", "/b"]
+    assert nested[0] == {"sent": 0, "failed": 0, "skipped": 0}  # both leased: not even read
+    assert outer == {"sent": 2, "failed": 0, "skipped": 0}
+    assert sorted(m["path"] for m in sink.messages) == ["/a", "/b"]  # each once
 
 
 def test_rows_read_by_two_deliverers_are_claimed_by_one(db, sink):
@@ -533,11 +534,11 @@ def test_rows_read_by_two_deliverers_are_claimed_by_one(db, sink):
     real_claim = notify._claim
     nested = []
 
-    def race_then_claim(row):
+    def race_then_claim(rows):
         if not nested:
             nested.append(None)
             nested[0] = deliver()  # runs after the outer read, before its first claim
-        return real_claim(row)
+        return real_claim(rows)
 
     with mock.patch.object(notify, "_claim", side_effect=race_then_claim):
         outer = deliver()
@@ -586,3 +587,22 @@ def test_apprise_storage_stays_under_dutyflow_home(db):
     home = Path(os.environ["DUTYFLOW_HOME"]).resolve()
     assert Path(asset.storage_path).resolve().is_relative_to(home)
     assert asset.storage_mode.value == "flush"
+
+
+def test_deliver_due_goes_on_until_nothing_is_due(db, sink):
+    """The sweep's delivery: several rounds of ``limit`` rows, each row sent once."""
+    from tasks.notify import deliver_due
+
+    setup_notice({f"p{i}": [sink.url(f"/d{i}")] for i in range(7)})
+    assert deliver_due(60, limit=3) == {"sent": 7, "failed": 0, "skipped": 0}
+    assert sorted(m["path"] for m in sink.messages) == sorted(f"/d{i}" for i in range(7))
+    assert deliver_due(60, limit=3) == {"sent": 0, "failed": 0, "skipped": 0}
+
+
+def test_deliver_due_stops_when_its_time_is_spent(db, sink):
+    from tasks.notify import deliver_due
+
+    setup_notice({f"p{i}": [sink.url(f"/d{i}")] for i in range(7)})
+    assert deliver_due(0, limit=3)["sent"] == 3  # one round, the rest waits for the next sweep
+    assert deliver_due(0, limit=3)["sent"] == 3
+    assert len(sink.messages) == 6 and sum(r.status == "pending" for r in rows()) == 1
