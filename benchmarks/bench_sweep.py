@@ -373,6 +373,13 @@ class SqlTiming:
         say(f"    SQL sent by the sweep on {backend} (statement head, executemany, calls, rows, seconds):")
         for (head, many), (calls, rows, secs) in sorted(self.stats.items(), key=lambda kv: -kv[1][2])[:15]:
             say(f"      {head:<60} {'many' if many else 'one ':<4} {calls:>7,} {rows:>8,} {secs:8.3f} s")
+        if self.eng.dialect.name == "postgresql":  # sequential scans since the server started
+            with self.eng.connect() as c:
+                stats = c.exec_driver_sql(
+                    "SELECT relname, seq_scan, seq_tup_read, idx_scan FROM pg_stat_user_tables "
+                    "WHERE seq_tup_read > 100000 ORDER BY seq_tup_read DESC").all()
+            for name, scans, read, idx in stats:
+                say(f"      table {name}: {scans:,} sequential scans reading {read:,} rows; {idx or 0:,} index scans")
 
 
 def run_profiled(fn):

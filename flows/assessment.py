@@ -64,9 +64,7 @@ def publish_results(year: int) -> dict:
 
     with session() as s:
         case = core.get_cycle(s, year)
-        rows = core.results(s, case)
-        for r in rows:
-            r["secretary"] = core.get_unit_row(s, case.id, r["unit"]).secretary
+        rows = core.results(s, case)  # with the secretaries stored at publication
     ordered = sorted(rows, key=lambda r: (r["rank"], r["unit"]))
     create_table_artifact(
         [{"名次": r["rank"], "单位": r["unit_name"], "社区书记": r["secretary"], "总分": r["final"], "等次": r["grade"],

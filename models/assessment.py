@@ -22,7 +22,7 @@ from models.clock import beijing, cn_date, iso, local
 from models.db import JSONDict
 from models.errors import DomainError
 from models.labels import LabeledEnum
-from models.org import OrgUnit, committee_unit, get_person, get_unit, holders
+from models.org import OrgUnit, committee_unit, get_person, get_unit, holders, holders_many, prefetch_persons
 from models.requests import Request
 from models.statemachine import Machine, Result, Rule, Step, transition
 
@@ -220,7 +220,8 @@ def start(req: StartAssessmentRequest, flow_run_id: str | None = None,
         on = local(step.recorded_at).date()
         committee = committee_unit(s, units[0]) or get_unit(s, units[0])
         names = {u.code: u.name for u in s.exec(select(OrgUnit).where(OrgUnit.code.in_(units))).all()}
-        recipients = [p for u in units for p in holders(s, u, "principal", on)]
+        principals = holders_many(s, units, "principal", on)
+        recipients = [p for u in units for p in principals[u]]
         step.notice(
             "assessment_notice", issuer=committee, recipients=recipients,
             title=f"关于开展{year}年度网络安全工作责任制检查考核的通知", main_to="各社区党委",
@@ -337,10 +338,6 @@ def _manual(case: Case) -> dict[str, dict]:
     return manual_items(case.data["catalogue"])
 
 
-def get_unit_row(s: Session, cycle_id: str, unit: str) -> AssessmentUnit:
-    return s.exec(select(AssessmentUnit).where(AssessmentUnit.cycle_id == cycle_id, AssessmentUnit.unit == unit)).one()
-
-
 def _cycle_id(year: int) -> str:
     from models.db import session
 
@@ -375,15 +372,16 @@ def score(req: ScoreAssessmentRequest, flow_run_id: str | None = None) -> Result
                       effective_at=req.effective_time(), effect=effect, flow_run_id=flow_run_id)
 
 
-def results(s: Session, case: Case) -> list[dict]:
-    """Each unit's score, grade, rank and deductions (computed; stored at publication)."""
+def results(s: Session, case: Case, stored: dict[str, AssessmentUnit] | None = None) -> list[dict]:
+    """Each unit's score, grade, rank and deductions (computed; stored at publication, with
+    the secretary). ``stored``: the cycle's rows, when the caller has loaded them."""
     from tasks.scoring import deduction_lines, grade_of, rank
 
     cat = case.data["catalogue"]
     bonus_cap = policy.get("assessment", "bonus_cap", default=5)
-    names = {u.code: u.name for u in s.exec(select(OrgUnit).where(OrgUnit.code.in_(case.data["units"]))).all()}
+    names = dict(s.exec(select(OrgUnit.code, OrgUnit.name)).all())
     out = []
-    for unit, row in sorted(_rows(s, case.id).items()):
+    for unit, row in sorted((stored if stored is not None else _rows(s, case.id)).items()):
         auto_points = sum(it["points"] for it in row.auto["items"].values())
         manual_points = sum((row.manual.get("scores") or {}).values())
         bonus = min(bonus_cap, sum((row.manual.get("bonus") or {}).values()))
@@ -397,7 +395,8 @@ def results(s: Session, case: Case) -> list[dict]:
                     "self_assessment": ("逾期自评" if row.self_scores.get("late") else "已自评")
                     if row.self_submitted_at else "未自评",
                     "deductions": [d for it in row.auto["items"].values() for d in it["deductions"]],
-                    "deduction_lines": deduction_lines(row.auto), "scored": row.scored_at is not None})
+                    "deduction_lines": deduction_lines(row.auto), "scored": row.scored_at is not None,
+                    "secretary": row.secretary})
     rank(out)
     return out
 
@@ -407,15 +406,17 @@ def publish(req: PublishAssessmentRequest, flow_run_id: str | None = None) -> Re
 
     def effect(step: Step) -> None:
         s, case = step.s, step.case
-        rows = results(s, case)
+        stored = _rows(s, case.id)
+        rows = results(s, case, stored)
         missing = [r["unit"] for r in rows if not r["scored"]]
         if missing:
             raise DomainError(f"以下单位尚未评分，不能通报：{', '.join(missing)}", "year")
         year = case.data["year"]
         dec31 = dt.date(year, 12, 31)
-        stored = _rows(s, case.id)
+        secretaries = holders_many(s, stored, "principal", dec31)
+        prefetch_persons(s, (sec[0] for sec in secretaries.values() if sec))
         for r in rows:
-            sec = holders(s, r["unit"], "principal", dec31)
+            sec = secretaries[r["unit"]]
             r["secretary"] = get_person(s, sec[0]).name if sec else "（空缺）"
             row = stored[r["unit"]]
             row.final, row.grade, row.rank, row.secretary = r["final"], r["grade"], r["rank"], r["secretary"]
@@ -423,10 +424,11 @@ def publish(req: PublishAssessmentRequest, flow_run_id: str | None = None) -> Re
         case.data = {**case.data, "published_at": iso(step.effective_at),
                      "summary": {g: sum(1 for r in rows if r["grade"] == g) for g in ("优秀", "良好", "合格", "不合格")}}
         on = local(step.recorded_at).date()
+        principals = holders_many(s, stored, "principal", on)
         ranked = sorted(rows, key=lambda r: r["rank"])
         step.notice(
             "assessment_result", issuer=get_unit(s, case.unit),
-            recipients=[p for r in rows for p in holders(s, r["unit"], "principal", on)],
+            recipients=[p for r in rows for p in principals[r["unit"]]],
             title=f"关于{year}年度网络安全工作责任制检查考核结果的通报", main_to="各社区党委",
             context={"year": year, "cycle_id": case.id,
                      "results": [{"rank": r["rank"], "unit_name": r["unit_name"],

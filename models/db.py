@@ -79,6 +79,18 @@ def _sqlite_setup(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _postgresql_setup(engine: Engine) -> None:
+    """Plan every execution with the tables as they are now. A generic plan cached while a
+    table was empty (a fresh database) keeps scanning it sequentially as it grows: the
+    foreign-key check of each new notification read the whole ``notice`` table."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record):
+        with dbapi_connection.cursor() as cur:
+            cur.execute("SET plan_cache_mode = force_custom_plan")
+        dbapi_connection.commit()
+
+
 def engine(url: str | None = None) -> Engine:
     """One engine per database URL (tests switch ``DUTYFLOW_DATABASE_URL`` freely)."""
     url = url or database_url()
@@ -88,6 +100,7 @@ def engine(url: str | None = None) -> Engine:
             _sqlite_setup(eng)
         else:
             eng = create_engine(url, pool_pre_ping=True)
+            _postgresql_setup(eng)
         _engines[url] = eng
     return _engines[url]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Iterable
 
 from sqlalchemy import Column, Index, or_
 from sqlmodel import Field, Session, SQLModel, select
@@ -111,6 +111,39 @@ def holders(s: Session, unit: str, role: str, on: date) -> list[str]:
         ).all()
         memo[key] = list(dict.fromkeys(rows))
     return list(memo[key])
+
+
+IN_CHUNK = 5000  # ids per IN (…) list: well under SQLite's bound-parameter limit
+
+
+def _chunks(items: list[str]):
+    for i in range(0, len(items), IN_CHUNK):
+        yield items[i:i + IN_CHUNK]
+
+
+def holders_many(s: Session, units: Iterable[str], role: str, on: date) -> dict[str, list[str]]:
+    """:func:`holders` for many units with one query per few thousand units (an annual
+    assessment of every community); the answers are memoised like single lookups."""
+    memo = _memo(s)
+    units = list(dict.fromkeys(units))
+    wanted = [u for u in units if ("holders", u, role, on) not in memo]
+    found: dict[str, list[str]] = {u: [] for u in wanted}
+    for chunk in _chunks(wanted):
+        for unit, person in s.exec(select(Post.unit, Post.person).where(
+                Post.unit.in_(chunk), Post.role == role, _valid_on(on)).order_by(Post.id)).all():
+            found[unit].append(person)
+    for u, people in found.items():
+        memo[("holders", u, role, on)] = list(dict.fromkeys(people))
+    return {u: list(memo[("holders", u, role, on)]) for u in units}
+
+
+def prefetch_persons(s: Session, ids: Iterable[str]) -> None:
+    """Load many persons into the transaction's memo at once (then :func:`get_person` is free)."""
+    memo = _memo(s)
+    wanted = [p for p in dict.fromkeys(ids) if (Person, p) not in memo]
+    for chunk in _chunks(wanted):
+        for person in s.exec(select(Person).where(Person.id.in_(chunk))).all():
+            memo[(Person, person.id)] = person
 
 
 def posts_of(s: Session, person: str, on: date) -> list[Post]:

@@ -167,6 +167,7 @@ def _environment(autoescape: bool) -> GuardedSandbox:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        auto_reload=False,  # templates ship with the code: no stat() per render
     )
 
 

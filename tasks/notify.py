@@ -50,7 +50,7 @@ from models.clock import now, pinned_note
 from models.db import home, session
 from models.errors import DomainError
 from models.notice import Notice, Notification, NotificationStatus
-from models.org import Person
+from models.org import Person, prefetch_persons
 
 LOG = logging.getLogger("dutyflow.notify")
 
@@ -359,12 +359,13 @@ def queue_notifications(s: Session, notice: Notice, fresh: bool = False) -> list
     """Queue one row per recipient and channel of ``notice`` in the caller's transaction.
 
     Idempotent: rows already queued for the notice (same dedupe key) are returned, not
-    duplicated. A recipient without any channel gets one ``failed`` row (channel '',
+    duplicated (new rows come back as result rows with the same attributes, existing ones as
+    ORM objects). A recipient without any channel gets one ``failed`` row (channel '',
     ``无联系渠道``) that is never retried; an unknown recipient refuses the notice. Inside a
     sweep batch the new rows are inserted in bulk with the batch (``models.batch``) and only
     the rows that already existed are returned.
     """
-    with s.no_autoflush:  # the rows are flushed once, with the caller's transaction
+    with s.no_autoflush:  # reads only: the new rows are written with one INSERT at the end
         return _queue(s, notice, fresh)
 
 
@@ -377,6 +378,7 @@ def _queue(s: Session, notice: Notice, fresh: bool) -> list[Notification]:
     rows: list[Notification] = []  # already queued
     new: list[dict] = []
     ids = list(dict.fromkeys(str(p) for p in (notice.recipients or []) if p))
+    prefetch_persons(s, ids)
 
     for pid in ids:
         person = _cached_person(s, pid)
@@ -400,11 +402,11 @@ def _queue(s: Session, notice: Notice, fresh: bool) -> list[Notification]:
             if not channel:
                 LOG.warning("%s通知 %s：接收人 %s（%s）%s，已记为发送失败",
                             pinned_note(), notice.id, pid, person.name, NO_CHANNEL)
-    if batch.defer(s, Notification.__table__, new):  # a sweep batch inserts them in bulk
+    if batch.defer(s, Notification.__table__, new) or not new:  # a sweep batch inserts them in bulk
         return rows
-    objs = [Notification(**r) for r in new]
-    s.add_all(objs)
-    return [*rows, *objs]
+    s.flush()  # the notice first (foreign key), then one multi-row INSERT: a notice may go to thousands
+    table = Notification.__table__
+    return [*rows, *s.execute(table.insert().returning(*table.c, sort_by_parameter_order=True), new).all()]
 
 
 def _cached_person(s: Session, pid: str) -> Person | None:
