@@ -2,7 +2,7 @@
 """Annual-assessment benchmark of dutyflow: 10,000 communities, a year of records each.
 
     python benchmarks/bench_assessment.py [--units 10000] [--records 20] [--sample 300]
-                                          [--literal-sample 2] [--channels sink|none]
+                                          [--channels sink|none]
                                           [--sink process|thread]
                                           [--profile start|publish|all] [--seed N]
 
@@ -34,13 +34,10 @@ unit measured in the same run (target ≥ 20×). Memory peak printed."
    delivery, artifacts, exports) by wrapping — not changing — the project functions.
 3. The naive variant, same run and data: a flow defined here with ONE Prefect task per
    unit (``.map`` on the default task runner), each task opening a session and running
-   ``tasks.scoring.compute_auto(s, cat, 2026, [unit])`` with per-unit SQL (the year's
-   records of that unit only: ``YearRecords`` swapped for a unit-filtered subclass while
-   this flow runs), over ``--sample`` units, extrapolated linearly to all units. Also the
-   bulk ``compute_auto`` on the same sample inside one task (like-for-like), and the
-   literal ``compute_auto(s, cat, 2026, [unit])`` as the project ships it (YearRecords
-   reads the whole year whatever the units) on ``--literal-sample`` units, informational.
-   Ratio = naive extrapolated ÷ measured start-annual-assessment flow; target ≥ 20×.
+   ``tasks.scoring.compute_auto(s, cat, 2026, [unit])`` as shipped (for a few units
+   ``YearRecords`` reads their records only, in SQL), over ``--sample`` units,
+   extrapolated linearly to all units. Also the bulk ``compute_auto`` on the same sample
+   inside one task (like-for-like). Ratio = naive extrapolated ÷ measured start-annual-assessment flow; target ≥ 20×.
 4. Peak RSS (``resource.getrusage``) of this process and of the Prefect server child.
 
 ``--profile start|publish|all`` runs that flow under cProfile (its time is then marked
@@ -324,49 +321,6 @@ def seed(n_units: int, per_unit: int, channels: bool, port: int, rnd: random.Ran
 # --------------------------------------------------------------------------- the naive variant
 
 
-def unit_year_records_class():
-    """``YearRecords`` reading one unit's records only (SQL filtered by ``case.unit``)."""
-    from sqlmodel import select
-
-    from models.case import Case, Obligation
-    from models.clock import TZ, UTC
-    from tasks.scoring import YearRecords
-
-    class UnitYearRecords(YearRecords):
-        def __init__(self, s, year, units):  # noqa: D401 - same shape as YearRecords
-            self.year = year
-            self.units = set(units)
-            start = datetime(year, 1, 1, tzinfo=TZ).astimezone(UTC)
-            end = datetime(year + 1, 1, 1, tzinfo=TZ).astimezone(UTC)
-            self.by_unit = defaultdict(lambda: defaultdict(list))
-            cols = (Case.id, Case.kind, Case.unit, Case.state, Case.data, Case.proposed_from)
-            mine = Case.unit.in_(sorted(self.units))
-            q = select(*cols).where(mine, Case.kind.in_(("incident", "rectification")),
-                                    Case.created_at >= start, Case.created_at < end)
-            qa = select(*cols).where(mine, Case.kind == "activity", Case.created_at >= start)
-            cases = {}
-            for cid, kind, unit, state, data, pf in [*s.exec(q).all(),
-                                                     *(r for r in s.exec(qa).all()
-                                                       if str(r[4].get("date", ""))[:4] == str(year))]:
-                cases[cid] = unit
-                self.by_unit[unit][kind].append((cid, state, data, pf))
-            self.obligations = defaultdict(list)
-            if cases:
-                q = select(Obligation.case_id, Obligation.kind, Obligation.status, Obligation.met_at,
-                           Obligation.due_at).where(Obligation.case_id.in_(list(cases)))
-                for case_id, kind, status, met_at, due_at in s.exec(q).all():
-                    self.obligations[case_id].append((kind, status, met_at, due_at))
-            self.decided_sources = {}
-            if cases:
-                q = select(Case.id, Case.proposed_from, Case.data).where(
-                    Case.kind == "accountability", Case.proposed_from.in_(list(cases)), Case.created_at >= start)
-                for cid, source, data in s.exec(q).all():
-                    if data.get("decision"):
-                        self.decided_sources.setdefault(source, cid)
-
-    return UnitYearRecords
-
-
 def naive_flows():
     from prefect import flow, task, unmapped
 
@@ -387,13 +341,6 @@ def naive_flows():
         futures = unit_auto.map(units, unmapped(cat), year)
         return {u: f.result() for u, f in zip(units, futures)}
 
-    @flow(name="naive-assessment-auto-sequential")
-    def literal(units: list[str], year: int) -> dict:
-        from tasks.scoring import load_catalogue
-
-        cat = load_catalogue()
-        return {u: unit_auto(u, cat, year) for u in units}
-
     @task(name="bulk-sample-auto")
     def bulk_auto(units: list[str], cat: dict, year: int) -> dict:
         import tasks.scoring as ts
@@ -407,7 +354,7 @@ def naive_flows():
 
         return bulk_auto(units, load_catalogue(), year)
 
-    return naive, literal, bulk
+    return naive, bulk
 
 
 # --------------------------------------------------------------------------- main parts
@@ -499,7 +446,7 @@ def run(args, sink, tmp: Path) -> None:
         os.environ["DUTYFLOW_NOW"] = NOW
         from flows.assessment import publish_assessment, start_annual_assessment
 
-        naive, literal, bulk = naive_flows()
+        naive, bulk = naive_flows()
         t0 = time.perf_counter()
         with prefect_test_harness(server_startup_timeout=120):
             startup = time.perf_counter() - t0
@@ -651,17 +598,10 @@ def run(args, sink, tmp: Path) -> None:
             # ---- the naive variant
             sample = rnd.sample([u for u in units if u.startswith("SYN")], min(args.sample, args.units))
             say(f"\n[3] naive variant: one Prefect task per unit, {len(sample)} sampled units")
-            import tasks.scoring as ts
-
-            orig = ts.YearRecords
-            ts.YearRecords = unit_year_records_class()
-            try:
-                naive(sample[:3], YEAR)  # warm-up: registers the flow and the task
-                t0 = time.perf_counter()
-                naive_out = naive(sample, YEAR)
-                naive_s = time.perf_counter() - t0
-            finally:
-                ts.YearRecords = orig
+            naive(sample[:3], YEAR)  # warm-up: registers the flow and the task
+            t0 = time.perf_counter()
+            naive_out = naive(sample, YEAR)
+            naive_s = time.perf_counter() - t0
             per_unit = naive_s / len(sample)
             naive_all = per_unit * communities
             ratio = naive_all / start_s
@@ -676,27 +616,13 @@ def run(args, sink, tmp: Path) -> None:
             bulk_s = time.perf_counter() - t0
             check("bulk sample results equal the stored ones", all(bulk_out[u] == stored_auto[u] for u in sample), "")
             say(f"    bulk compute_auto on the same {len(sample)} units inside one task: {bulk_s:.2f} s "
-                f"(like-for-like ratio {naive_s / bulk_s:,.1f}×; it still reads the whole year, see YearRecords)")
-            lit = sample[: args.literal_sample]
-            lit_s = lit_ratio = None
-            if lit:
-                t0 = time.perf_counter()
-                literal(lit, YEAR)
-                lit_s = time.perf_counter() - t0
-                lit_ratio = lit_s / len(lit) * communities / start_s
-                say(f"    literal compute_auto(s, cat, {YEAR}, [unit]) per task (whole-year read per unit): "
-                    f"{len(lit)} tasks in {lit_s:.2f} s = {lit_s / len(lit):.2f} s per unit → "
-                    f"{lit_s / len(lit) * communities:,.0f} s for {communities:,} units ({lit_ratio:,.0f}×)")
+                f"(like-for-like ratio {naive_s / bulk_s:,.1f}×)")
             row("3", f"naive: {len(sample)} tasks, per-unit SQL (.map)", "SQLite", naive_s, "s", fmt="{:,.2f}")
             row("3", "naive: per unit", "SQLite", per_unit * 1000, "ms", fmt="{:,.0f}")
             row("3", f"naive extrapolated to {communities:,} units", "SQLite", naive_all, "s", fmt="{:,.0f}")
             row("3", f"bulk compute_auto, same {len(sample)} units, one task", "SQLite", bulk_s, "s", fmt="{:,.2f}")
             row("3", "like-for-like ratio on the sample (naive ÷ bulk)", "SQLite", naive_s / bulk_s, "×",
                 fmt="{:,.1f}")
-            if lit_s is not None:
-                row("3", f"literal compute_auto([unit]) per task, {len(lit)} units", "SQLite", lit_s / len(lit), "s/u",
-                    fmt="{:,.2f}")
-                row("3", "  ratio if the naive variant used it as shipped", "SQLite", lit_ratio, "×", fmt="{:,.0f}")
             row("3", "ratio naive (extrapolated) ÷ start flow", "SQLite", ratio, "×", at_least=20, fmt="{:,.1f}")
     finally:
         dbs.close()
@@ -745,8 +671,6 @@ def main() -> int:
     ap.add_argument("--units", type=int, default=10_000, help="synthetic community units (default 10000)")
     ap.add_argument("--records", type=int, default=20, help="records per unit, about (default 20)")
     ap.add_argument("--sample", type=int, default=300, help="units run through the naive variant (default 300)")
-    ap.add_argument("--literal-sample", type=int, default=2,
-                    help="units run through the literal per-unit compute_auto (whole-year read each; default 2)")
     ap.add_argument("--channels", choices=["sink", "none"], default="sink",
                     help="synthetic principals: a json:// channel to the local sink (default) or none")
     ap.add_argument("--sink", choices=["process", "thread"], default="process",

@@ -25,40 +25,55 @@ GRADE_ORDER = ["优秀", "良好", "合格", "不合格"]
 # ---------------------------------------------------------------- the rules
 
 
+UNIT_FILTER_MAX = 1000  # up to this many units: their records only (SQL IN); more: the whole year
+
+
 class YearRecords:
-    """A year's records, grouped by unit, loaded with a handful of bulk queries."""
+    """A year's records, grouped by unit, loaded with a handful of bulk queries.
+
+    Only what the rules read leaves the database: the few ``data`` fields as scalars (not
+    the whole JSON of every case), and the missed obligations of the kinds that cost points.
+    """
+
+    FIELDS = {"kind": "string", "date": "string", "level": "string", "concealed": "boolean"}
+    MISSED_KINDS = ("internal_report", "external_report", "rectify")
 
     def __init__(self, s: Session, year: int, units: Iterable[str]):
         self.year = year
         self.units = set(units)
         start = datetime(year, 1, 1, tzinfo=TZ).astimezone(UTC)
         end = datetime(year + 1, 1, 1, tzinfo=TZ).astimezone(UTC)
+        few = len(self.units) <= UNIT_FILTER_MAX
+
+        def mine(q):
+            return q.where(Case.unit.in_(sorted(self.units))) if few else q
+
         self.by_unit: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
-        kinds = ("incident", "rectification", "activity")
-        cases = {}
-        q = select(Case.id, Case.kind, Case.unit, Case.state, Case.data, Case.proposed_from).where(
-            Case.kind.in_(kinds), Case.created_at >= start, Case.created_at < end)
-        q = q.where(Case.kind != "activity")
-        qa = select(Case.id, Case.kind, Case.unit, Case.state, Case.data, Case.proposed_from).where(
-            Case.kind == "activity", Case.created_at >= start)  # by the activity's own date (补录 later)
-        rows = [*s.exec(q).yield_per(5000),
-                *(r for r in s.exec(qa).yield_per(5000) if str(r[4].get("date", ""))[:4] == str(year))]
-        for cid, kind, unit, state, data, proposed_from in rows:
-            if unit in self.units:
-                cases[cid] = (kind, unit, state, data, proposed_from)
-                self.by_unit[unit][kind].append((cid, state, data, proposed_from))
-        self.obligations: dict[str, list[tuple]] = defaultdict(list)
-        q = (select(Obligation.case_id, Obligation.kind, Obligation.status, Obligation.met_at, Obligation.due_at)
-             .join(Case, Case.id == Obligation.case_id)
-             .where(Case.kind.in_(("incident", "rectification")), Case.created_at >= start, Case.created_at < end))
-        for case_id, kind, status, met_at, due_at in s.exec(q).yield_per(5000):
+        fields = [getattr(Case.data[name], f"as_{kind}")() for name, kind in self.FIELDS.items()]
+        cols = (Case.id, Case.kind, Case.unit, Case.state, Case.proposed_from, *fields)
+        q = mine(select(*cols).where(Case.kind.in_(("incident", "rectification")),
+                                     Case.created_at >= start, Case.created_at < end))
+        qa = mine(select(*cols).where(Case.kind == "activity", Case.created_at >= start))  # by its own date (补录)
+        cases = set()
+        rows = [*s.exec(q.order_by(Case.id)).yield_per(5000), *s.exec(qa.order_by(Case.id)).yield_per(5000)]
+        for cid, kind, unit, state, proposed_from, *values in rows:  # records listed oldest first
+            data = {k: v for k, v in zip(self.FIELDS, values) if v is not None}
+            if unit not in self.units or (kind == "activity" and str(data.get("date", ""))[:4] != str(year)):
+                continue
+            cases.add(cid)
+            self.by_unit[unit][kind].append((cid, state, data, proposed_from))
+        self.missed: dict[str, set[str]] = defaultdict(set)  # case id -> kinds of its missed obligations
+        q = mine(select(Obligation.case_id, Obligation.kind).join(Case, Case.id == Obligation.case_id).where(
+            Case.kind.in_(("incident", "rectification")), Case.created_at >= start, Case.created_at < end,
+            Obligation.kind.in_(self.MISSED_KINDS), Obligation.status == ObligationStatus.missed))
+        for case_id, kind in s.exec(q).yield_per(5000):
             if case_id in cases:
-                self.obligations[case_id].append((kind, status, met_at, due_at))
+                self.missed[case_id].add(kind)
         # accountability decided on a source case (any time from the year's start)
         self.decided_sources: dict[str, str] = {}
-        q = select(Case.id, Case.proposed_from, Case.data).where(
-            Case.kind == "accountability", Case.proposed_from.is_not(None), Case.created_at >= start)
-        for cid, source, data in s.exec(q).yield_per(5000):
+        q = mine(select(Case.id, Case.proposed_from, Case.data).where(
+            Case.kind == "accountability", Case.proposed_from.is_not(None), Case.created_at >= start))
+        for cid, source, data in s.exec(q.order_by(Case.id)).yield_per(5000):
             if data.get("decision"):
                 self.decided_sources.setdefault(source, cid)
 
@@ -81,8 +96,7 @@ def _activities(kind: str) -> Callable:
 
 def missed_incident_reports(rec: YearRecords, unit: str, item: dict) -> tuple[float, list[dict]]:
     late = [cid for cid, _s, _d, _p in rec.of(unit, "incident")
-            if any(k in ("internal_report", "external_report") and st == ObligationStatus.missed
-                   for k, st, _m, _due in rec.obligations.get(cid, []))]
+            if rec.missed.get(cid, set()) & {"internal_report", "external_report"}]
     if not late:
         return 0, []
     return (min(item["max_points"], len(late) * item["params"]["per"]),
@@ -90,7 +104,7 @@ def missed_incident_reports(rec: YearRecords, unit: str, item: dict) -> tuple[fl
 
 
 def _rectify_late(rec: YearRecords, cid: str) -> bool:
-    return any(k == "rectify" and st == ObligationStatus.missed for k, st, _m, _d in rec.obligations.get(cid, []))
+    return "rectify" in rec.missed.get(cid, set())
 
 
 def overdue_rectifications(rec: YearRecords, unit: str, item: dict) -> tuple[float, list[dict]]:
