@@ -25,7 +25,7 @@ GRADE_ORDER = ["优秀", "良好", "合格", "不合格"]
 # ---------------------------------------------------------------- the rules
 
 
-UNIT_FILTER_MAX = 1000  # up to this many units: their records only (SQL IN); more: the whole year
+UNIT_FILTER_MAX = 200  # up to this many units: their records only (SQL IN); more: the whole year
 
 
 class YearRecords:
@@ -71,8 +71,10 @@ class YearRecords:
                 self.missed[case_id].add(kind)
         # accountability decided on a source case (any time from the year's start)
         self.decided_sources: dict[str, str] = {}
-        q = mine(select(Case.id, Case.proposed_from, Case.data).where(
-            Case.kind == "accountability", Case.proposed_from.is_not(None), Case.created_at >= start))
+        q = select(Case.id, Case.proposed_from, Case.data).where(
+            Case.kind == "accountability", Case.proposed_from.is_not(None), Case.created_at >= start)
+        if few:  # by its source (an accountability case may belong to another unit)
+            q = q.where(Case.proposed_from.in_(sorted(cases)))
         for cid, source, data in s.exec(q.order_by(Case.id)).yield_per(5000):
             if data.get("decision"):
                 self.decided_sources.setdefault(source, cid)

@@ -3,9 +3,12 @@
 Selects obligations whose ``next_action_at`` has come (indexed: the cost follows what is
 due, not what is open), in batches, and hands each to its process's escalation step.
 A batch runs in one transaction: its obligations are locked first (PostgreSQL: rows another
-sweep holds are skipped; SQLite: writers are serialised), and each step runs in a savepoint
-that re-checks the obligation, so re-running the sweep, or two sweeps at once, never repeats
-a step, and one failing step does not undo the others.
+sweep holds are skipped; SQLite: writers are serialised) and each step re-checks its
+obligation, so re-running the sweep, or two sweeps at once, never repeats a step. A step
+that fails has the batch redone step by step, each in a savepoint, so it alone is left
+out. Inside a batch the writes are kept
+and written back in bulk at its end (``models.batch``: counters, versioned rows, notices,
+notifications and audit events with one statement per table and shape).
 """
 from __future__ import annotations
 

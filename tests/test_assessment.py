@@ -233,3 +233,38 @@ def test_a_notice_to_every_community_is_left_to_the_sweep(org, sink, clock, tmp_
     assert len(titles) == 12 and all("检查考核的通知" in t for t in titles)
     assert len({m["_path"] for m in sink.messages}) == 12  # one message per principal
     assert run_flow("sweep-deadlines")["delivery"]["sent"] == 0
+
+
+def test_year_records_read_per_unit_equal_the_whole_year(org, clock, monkeypatch):
+    """``YearRecords`` reads a few units' records only (SQL IN) or the whole year at once;
+    both give the same points, deductions and vetoes — including the major-incident veto,
+    whose accountability case belongs to the street, not to the unit."""
+    from datetime import datetime, timezone
+
+    from models import incident as i
+    from models.case import Case
+    from tasks import scoring
+
+    script_the_year()
+    at("2026-07-01T10:00:00+08:00")
+    inc = act(i.report, i.ReportIncidentRequest, actor=OFFICE, unit="SQ07", category="ddos",
+              level="relatively_major", title="门户网站遭攻击", description="网站中断 3 小时",
+              discovered_at="2026-07-01T09:30:00+08:00").case.id
+    t = datetime(2026, 10, 1, 2, 0, tzinfo=timezone.utc)
+    with session() as s:
+        s.add(Case(id="ACC-2026-0901", kind="accountability", state="decided", unit="JD01", proposed_from=inc,
+                   data={"decision": {"date": "2026-10-01"}}, created_at=t, updated_at=t))
+    at("2026-12-01T09:00:00+08:00")
+    cat = scoring.load_catalogue()
+    units = [f"SQ{n:02d}" for n in range(1, 13)]
+    with session() as s:
+        few = scoring.compute_auto(s, cat, 2026, units)
+        single = scoring.compute_auto(s, cat, 2026, ["SQ07"])
+    monkeypatch.setattr(scoring, "UNIT_FILTER_MAX", 0)
+    with session() as s:
+        whole = scoring.compute_auto(s, cat, 2026, units)
+    assert few == whole
+    assert single["SQ07"] == whole["SQ07"]
+    assert whole["SQ07"]["vetoes"] == [{"id": "major_incident_accountability", "item": "发生较大及以上网络安全事件并被问责",
+                                        "records": [f"{inc}（问责 ACC-2026-0901）"]}]
+    assert [v["id"] for v in whole["SQ08"]["vetoes"]] == ["concealment"]
