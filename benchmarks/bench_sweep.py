@@ -284,6 +284,15 @@ class Instrument:
         self.batch_s: list[float] = []
         self.handler_s: dict[str, list[float]] = defaultdict(list)
         self.orig = (sw.due, sw._act_on_batch, sw.escalators)
+        self.gc_s = [0.0, 0]  # time in Python's cyclic garbage collector, collections
+        self._gc_t0 = 0.0
+
+    def _gc(self, phase, info):
+        if phase == "start":
+            self._gc_t0 = time.perf_counter()
+        else:
+            self.gc_s[0] += time.perf_counter() - self._gc_t0
+            self.gc_s[1] += 1
 
     def __enter__(self):
         sw, (due, act, escalators) = self.sw, self.orig
@@ -315,10 +324,12 @@ class Instrument:
             return {k: wrap(f) for k, f in escalators().items()}
 
         sw.due, sw._act_on_batch, sw.escalators = timed_due, timed_act, timed_escalators
+        gc.callbacks.append(self._gc)
         return self
 
     def __exit__(self, *exc):
         self.sw.due, self.sw._act_on_batch, self.sw.escalators = self.orig
+        gc.callbacks.remove(self._gc)
         return False
 
 
@@ -541,7 +552,8 @@ def run_backend(dbs: Databases, sink: Sink, total: int, due_frac: float, pg: boo
     due_tot, batch_tot = sum(ins.due_s), sum(ins.batch_s)
     say(f"    split: {len(ins.due_s)} due() selections {due_tot:.2f} s; {len(ins.batch_s)} batches "
         f"{batch_tot:.2f} s, of which handlers {handler_tot:.2f} s and the rest (lock/prefetch query, flush, commit) "
-        f"{batch_tot - handler_tot:.2f} s")
+        f"{batch_tot - handler_tot:.2f} s; Python's garbage collector {ins.gc_s[0]:.2f} s in {ins.gc_s[1]:,} "
+        f"collections ({len(gc.get_objects()):,} objects tracked)")
     for name in ("reminder", "urge", "interview", "proposal", "other"):
         v = ins.handler_s.get(name)
         if v:

@@ -108,9 +108,7 @@ def write_versioned_updates(s: Session, classes: tuple[type, ...]) -> int:
     for obj in list(s.dirty):
         if not isinstance(obj, classes):
             continue
-        state = inspect(obj)
-        keys = tuple(sorted(k for k in state.committed_state
-                            if k != "version_id" and state.attrs[k].history.has_changes()))
+        keys = tuple(sorted(k for k in inspect(obj).committed_state if k != "version_id"))  # attributes set
         if keys:
             groups[(type(obj), keys)].append(obj)
     written = 0

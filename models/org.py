@@ -124,17 +124,43 @@ def _chunks(items: list[str]):
 def holders_many(s: Session, units: Iterable[str], role: str, on: date) -> dict[str, list[str]]:
     """:func:`holders` for many units with one query per few thousand units (an annual
     assessment of every community); the answers are memoised like single lookups."""
-    memo = _memo(s)
     units = list(dict.fromkeys(units))
-    wanted = [u for u in units if ("holders", u, role, on) not in memo]
-    found: dict[str, list[str]] = {u: [] for u in wanted}
-    for chunk in _chunks(wanted):
-        for unit, person in s.exec(select(Post.unit, Post.person).where(
-                Post.unit.in_(chunk), Post.role == role, _valid_on(on)).order_by(Post.id)).all():
-            found[unit].append(person)
-    for u, people in found.items():
-        memo[("holders", u, role, on)] = list(dict.fromkeys(people))
+    _load_holders(s, units, [role], on)
+    memo = _memo(s)
     return {u: list(memo[("holders", u, role, on)]) for u in units}
+
+
+def prefetch_org(s: Session, units: Iterable[str], on: date) -> None:
+    """Load what a batch of steps at ``units`` will ask, in a few queries: the units with
+    their parents and supervisors, and who holds every role there on ``on`` (with the persons)."""
+    memo = _memo(s)
+    units = list(dict.fromkeys(u for u in units if u))
+    wanted = [u for u in units if (OrgUnit, u) not in memo]
+    while wanted:
+        found = {u.code: u for chunk in _chunks(wanted)
+                 for u in s.exec(select(OrgUnit).where(OrgUnit.code.in_(chunk))).all()}
+        for code in wanted:
+            memo[(OrgUnit, code)] = found.get(code)
+        wanted = list(dict.fromkeys(c for u in found.values() for c in (u.parent, u.supervisor)
+                                    if c and (OrgUnit, c) not in memo))
+    _load_holders(s, units, [r.name for r in Role], on)
+
+
+def _load_holders(s: Session, units: list[str], roles: list[str], on: date) -> None:
+    """Memoise the holders of ``roles`` at ``units`` on ``on`` (one query per chunk of units),
+    and load those persons."""
+    memo = _memo(s)
+    wanted = [u for u in units if any(("holders", u, r, on) not in memo for r in roles)]
+    if not wanted:
+        return
+    found: dict[tuple[str, str], list[str]] = {(u, r): [] for u in wanted for r in roles}
+    for chunk in _chunks(wanted):
+        for unit, role, person in s.exec(select(Post.unit, Post.role, Post.person).where(
+                Post.unit.in_(chunk), Post.role.in_(roles), _valid_on(on)).order_by(Post.id)).all():
+            found[(unit, role)].append(person)
+    for (u, r), people in found.items():
+        memo[("holders", u, r, on)] = list(dict.fromkeys(people))
+    prefetch_persons(s, (p for people in found.values() for p in people))
 
 
 def prefetch_persons(s: Session, ids: Iterable[str]) -> None:

@@ -23,9 +23,10 @@ from sqlmodel import select
 
 from models import batch, policy
 from models.case import Case, Obligation
-from models.clock import now
+from models.clock import local, now
 from models.db import session
 from models.errors import DomainError
+from models.org import prefetch_org
 from models.statemachine import Skip
 
 log = logging.getLogger("dutyflow.sweep")
@@ -74,6 +75,7 @@ def _act_on_batch(rows: list[tuple], at: datetime, handlers: dict, flow_run_id: 
             ).all()}
             cases = list(s.exec(select(Case).where(Case.id.in_({o.case_id for o in obligations.values()}))).all())
             s.info["locked_obligations"], s.info["batch_cases"] = obligations, cases
+            prefetch_org(s, {c.unit for c in cases} | {o.unit for o in obligations.values()}, local(at).date())
             locked = set(obligations)
             fast = nullcontext() if careful else s.no_autoflush  # fast: one flush for the whole batch
             with fast:
