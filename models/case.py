@@ -54,7 +54,11 @@ class ObligationStatus:
 
 class Obligation(SQLModel, table=True):
     __tablename__ = "obligation"
-    __table_args__ = (Index("ix_obligation_case_kind", "case_id", "kind"),)
+    __table_args__ = (
+        Index("ix_obligation_case_kind", "case_id", "kind"),
+        # the sweep's due query: WHERE next_action_at <= now, keyset (next_action_at, id) > (…)
+        Index("ix_obligation_next_action", "next_action_at", "id"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     case_id: str = Field(foreign_key="case.id")
     unit: str = Field(foreign_key="org_unit.code", index=True)
@@ -63,7 +67,7 @@ class Obligation(SQLModel, table=True):
     status: str = ObligationStatus.open
     step: int = 0  # escalation ladder steps taken
     due_at: datetime = _dt(nullable=False)
-    next_action_at: datetime | None = _dt(index=True)
+    next_action_at: datetime | None = _dt()
     met_at: datetime | None = _dt()
     calendar_unconfirmed: bool = False
     data: dict = Field(default_factory=dict, sa_column=Column(JSONDict, nullable=False))

@@ -17,6 +17,7 @@ from contextlib import nullcontext
 from datetime import datetime
 from typing import Callable
 
+from sqlalchemy import tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import select
@@ -40,23 +41,23 @@ def escalators() -> dict[str, Callable]:
             "accountability": accountability.escalate, "assessment": assessment.escalate}
 
 
-def _due_query(at: datetime):
-    return (
+def due_query(at: datetime, limit: int, after: tuple | None = None):
+    """The due-selection statement: soonest first, ``limit`` rows after the keyset ``after``
+    = (next_action_at, id) of the previous batch's last row (index ix_obligation_next_action)."""
+    q = (
         select(Obligation.next_action_at, Obligation.id, Obligation.case_id, Case.kind)
         .join(Case, Case.id == Obligation.case_id)
         .where(Obligation.next_action_at.is_not(None), Obligation.next_action_at <= at)
     )
+    if after is not None:
+        q = q.where(tuple_(Obligation.next_action_at, Obligation.id) > tuple_(after[0], after[1]))
+    return q.order_by(Obligation.next_action_at, Obligation.id).limit(limit)
 
 
 def due(at: datetime, limit: int, after: tuple | None = None) -> list[tuple]:
     """(next_action_at, obligation id, case id, case kind) of due obligations, soonest first."""
     with session() as s:
-        q = _due_query(at)
-        if after is not None:
-            q = q.where((Obligation.next_action_at > after[0])
-                        | ((Obligation.next_action_at == after[0]) & (Obligation.id > after[1])))
-        q = q.order_by(Obligation.next_action_at, Obligation.id).limit(limit)
-        return [tuple(r) for r in s.exec(q).all()]
+        return [tuple(r) for r in s.exec(due_query(at, limit, after)).all()]
 
 
 def _act_on_batch(rows: list[tuple], at: datetime, handlers: dict, flow_run_id: str | None,
