@@ -103,14 +103,7 @@ def _memo(s: Session) -> dict:
 
 def holders(s: Session, unit: str, role: str, on: date) -> list[str]:
     """Person ids holding ``role`` at ``unit`` on ``on`` (post history, not today's)."""
-    key = ("holders", unit, role, on)
-    memo = _memo(s)
-    if key not in memo:
-        rows = s.exec(
-            select(Post.person).where(Post.unit == unit, Post.role == role, _valid_on(on)).order_by(Post.id)
-        ).all()
-        memo[key] = list(dict.fromkeys(rows))
-    return list(memo[key])
+    return holders_many(s, [unit], role, on)[unit]
 
 
 IN_CHUNK = 5000  # ids per IN (…) list: well under SQLite's bound-parameter limit
