@@ -26,3 +26,32 @@ def refused(fn, *args, field: str | None = None, contains: str = "", **kwargs) -
         assert info.value.field == field, info.value.message
     assert contains in info.value.message, info.value.message
     return info.value
+
+
+# ---------------------------------------------------------------- notice templates
+
+
+def render_both(kind: str, ctx: dict) -> tuple[str, str]:
+    """Render a notice kind as (html, text); the text has no markup and no doubled 。"""
+    from tasks.notices import render
+
+    html, text = render(kind, ctx)
+    assert "<p>" not in text and "<table" not in text
+    assert "。。" not in text and "。。" not in html
+    return html, text
+
+
+def assert_every_variable_required(kind: str, full: dict, documented: set[str]) -> None:
+    """``full`` holds exactly the documented variables and renders; without any one of them
+    the template refuses to render (StrictUndefined)."""
+    from jinja2 import UndefinedError
+
+    from tasks.notices import render
+
+    assert set(full) == documented | {"letterhead"}
+    render_both(kind, full)
+    for name in sorted(full):
+        ctx = dict(full)
+        del ctx[name]
+        with pytest.raises(UndefinedError):
+            render(kind, ctx)

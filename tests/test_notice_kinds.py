@@ -10,6 +10,9 @@ from __future__ import annotations
 import pytest
 from jinja2 import UndefinedError
 
+from support import assert_every_variable_required
+from support import render_both as both
+
 from models.org import OrgUnit
 from tasks.notices import KIND_INFO, build_letterhead, format_doc_number, render, required_variables
 
@@ -144,13 +147,6 @@ CONTEXTS = {
 }
 
 
-def both(kind: str, ctx: dict) -> tuple[str, str]:
-    html, text = render(kind, ctx)
-    assert "<p>" not in text and "<table" not in text
-    assert "。。" not in text and "。。" not in html
-    return html, text
-
-
 # ----------------------------------------------------------------- contract
 
 
@@ -162,14 +158,7 @@ def test_required_variables_match_the_documented_set(kind, ext):
 
 @pytest.mark.parametrize("kind", sorted(DOCUMENTED))
 def test_every_missing_variable_raises(kind):
-    full = CONTEXTS[kind]()
-    assert set(full) == DOCUMENTED[kind] | {"letterhead"}
-    both(kind, full)  # the full context renders
-    for name in sorted(full):
-        ctx = dict(full)
-        del ctx[name]
-        with pytest.raises(UndefinedError):
-            render(kind, ctx)
+    assert_every_variable_required(kind, CONTEXTS[kind](), DOCUMENTED[kind])
 
 
 @pytest.mark.parametrize("kind", sorted(DOCUMENTED))
