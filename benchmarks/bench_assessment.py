@@ -646,24 +646,9 @@ def print_table(args) -> int:
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     row("4", "peak RSS of this process (ru_maxrss)", "-", peak, "MiB", fmt="{:,.0f}")
     row("4", "peak RSS of a child (Prefect server)", "-", children, "MiB", fmt="{:,.0f}")
-    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    say(f"\n{'=' * 112}\ndutyflow assessment benchmark — {args.units:,} synthetic units × ≈{args.records} records, "
-        f"channels {args.channels} (sink: {args.sink}), clock pinned at {NOW}, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs\n"
-        f"load average at start {bf.LOAD_AT_START}, at end {load} (other work on the machine skews wall times)"
-        f"\n{'=' * 112}")
-    head = f"{'#':<3} {'figure':<56} {'backend':<8} {'value':>10} {'unit':<4} {'target':<10} result"
-    say(head)
-    say("-" * len(head))
-    misses = 0
-    for r in bf.ROWS:
-        res = "" if r.ok is None else ("PASS" if r.ok else "MISS")
-        misses += r.ok is False
-        say(f"{r.part:<3} {r.figure:<56} {r.backend:<8} {r.fmt.format(r.value):>10} {r.unit:<4} {r.target:<10} {res}")
-    say("-" * len(head))
-    failed = [c for c in bf.CHECKS if not c[1]]
-    say(f"correctness checks: {len(bf.CHECKS) - len(failed)}/{len(bf.CHECKS)} OK"
-        + "".join(f"\n  FAILED: {w} {d}" for w, _, d in failed))
-    return 2 if failed else (1 if misses else 0)
+    return bf.print_results(
+        f"dutyflow assessment benchmark — {args.units:,} synthetic units × ≈{args.records} records, "
+        f"channels {args.channels} (sink: {args.sink})", 56)
 
 
 def main() -> int:

@@ -619,27 +619,37 @@ def print_table(args) -> int:
         fmt="{:,.0f}")
     row("5", "peak RSS of a child (Prefect server)", "-", children, "MiB", fmt="{:,.0f}")
     mode = "quick" if args.quick else "full"
+    code = print_results(f"dutyflow foundation benchmark — {mode} run", 48,
+                         "† target set by this benchmark (no SPEC figure)")
+    for note in NOTES:
+        say(note)
+    return code
+
+
+def print_results(title: str, figure_width: int, footnote: str = "") -> int:
+    """The results table of every benchmark: the figures with PASS / MISS, then the
+    correctness checks. Returns the exit status: 0 all PASS, 1 a target MISSed, 2 a check failed."""
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    say(f"\n{'=' * 104}\ndutyflow foundation benchmark — {mode} run, clock pinned at {NOW}, "
+    width = figure_width + 56
+    say(f"\n{'=' * width}\n{title}, clock pinned at {os.environ.get('DUTYFLOW_NOW', NOW)}, "
         f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs\n"
         f"load average at start {LOAD_AT_START}, at end {load} (other work on the machine skews wall times)"
-        f"\n{'=' * 104}")
-    head = f"{'#':<3} {'figure':<48} {'backend':<10} {'value':>12} {'unit':<4} {'target':<14} result"
+        f"\n{'=' * width}")
+    head = f"{'#':<3} {'figure':<{figure_width}} {'backend':<10} {'value':>12} {'unit':<4} {'target':<14} result"
     say(head)
     say("-" * len(head))
     misses = 0
     for r in ROWS:
         res = "" if r.ok is None else ("PASS" if r.ok else "MISS")
         misses += r.ok is False
-        say(f"{r.part:<3} {r.figure:<48} {r.backend:<10} {r.fmt.format(r.value):>12} {r.unit:<4} "
+        say(f"{r.part:<3} {r.figure:<{figure_width}} {r.backend:<10} {r.fmt.format(r.value):>12} {r.unit:<4} "
             f"{r.target:<14} {res}")
     say("-" * len(head))
     failed = [c for c in CHECKS if not c[1]]
     say(f"correctness checks: {len(CHECKS) - len(failed)}/{len(CHECKS)} OK"
-        + ("".join(f"\n  FAILED: {w} {d}" for w, _, d in failed)))
-    say("† target set by this benchmark (no SPEC figure)")
-    for note in NOTES:
-        say(note)
+        + "".join(f"\n  FAILED: {w} {d}" for w, _, d in failed))
+    if footnote:
+        say(footnote)
     return 2 if failed else (1 if misses else 0)
 
 

@@ -677,27 +677,11 @@ def print_table(args, backends: list[str]) -> int:
     peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, PEAK_SEEN[0])
     row("d", "peak RSS of this process, whole run", "-", peak, "MiB", at_most=1024,
         bench_target=True, fmt="{:,.0f}")
-    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    say(f"\n{'=' * 112}\ndutyflow sweep benchmark — n={args.n:,}, due fraction {args.due_fraction:g}, "
-        f"{', '.join(backends)}; code at commit {CODE_AT_START} (start) / {code_version()} (end); clock pinned at {NOW}, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs\n"
-        f"load average at start {bf.LOAD_AT_START}, at end {load} (other work on the machine skews wall times)"
-        f"\n{'=' * 112}")
-    head = f"{'#':<3} {'figure':<56} {'backend':<10} {'value':>12} {'unit':<4} {'target':<14} result"
-    say(head)
-    say("-" * len(head))
-    misses = 0
-    for r in ROWS:
-        res = "" if r.ok is None else ("PASS" if r.ok else "MISS")
-        misses += r.ok is False
-        say(f"{r.part:<3} {r.figure:<56} {r.backend:<10} {r.fmt.format(r.value):>12} {r.unit:<4} "
-            f"{r.target:<14} {res}")
-    say("-" * len(head))
-    failed = [c for c in bf.CHECKS if not c[1]]
-    say(f"correctness checks: {len(bf.CHECKS) - len(failed)}/{len(bf.CHECKS)} OK"
-        + "".join(f"\n  FAILED: {w} {d}" for w, _, d in failed))
-    say("† target set by this benchmark (no SPEC figure); the foundation's part 3 runs the same "
+    return bf.print_results(
+        f"dutyflow sweep benchmark — n={args.n:,}, due fraction {args.due_fraction:g}, {', '.join(backends)}; "
+        f"code at commit {CODE_AT_START} (start) / {code_version()} (end)", 56,
+        "† target set by this benchmark (no SPEC figure); the foundation's part 3 runs the same "
         "sweep at 100,000 / 1,000 due (target < 10 s)")
-    return 2 if failed else (1 if misses else 0)
 
 
 # --------------------------------------------------------------------------- main
