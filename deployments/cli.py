@@ -222,19 +222,15 @@ def cmd_audit(args) -> int:
 def cmd_notice(args) -> int:
     from models.db import session
     from models.notice import Notice
+    from tasks.documents import render
 
     with session() as s:
         notice = s.get(Notice, args.notice_id)
         if notice is None:
             raise DomainError(f"未找到公文 '{args.notice_id}'", "NOTICE_ID")
-    if args.format == "html":
-        content = notice.html
-    elif args.format == "text":
-        content = notice.text
-    else:
-        raise DomainError(f"格式 '{args.format}' 暂不支持（本版本提供 html、text）", "--format")
-    Path(args.out).write_text(content, encoding="utf-8")
-    print(f"{notice.id} {notice.doc_number or ''} → {args.out}")
+    content = render(notice, args.format)
+    Path(args.out).write_bytes(content)
+    print(f"{notice.id} {notice.doc_number or ''} → {args.out} ({args.format}, {len(content):,} bytes)")
     return 0
 
 
@@ -313,7 +309,7 @@ def parser() -> argparse.ArgumentParser:
     nsub = sp.add_subparsers(dest="notice_cmd", required=True)
     n = nsub.add_parser("render")
     n.add_argument("notice_id")
-    n.add_argument("--format", default="html")
+    n.add_argument("--format", default="html", help="html | text | pdf | docx")
     n.add_argument("--out", required=True)
     sp.set_defaults(func=cmd_notice)
 

@@ -162,6 +162,14 @@ def prefect_harness():
         yield
 
 
+@pytest.fixture
+def harness_env(prefect_harness):
+    """Environment for a ``dutyflow`` subprocess that talks to the session's Prefect harness."""
+    from prefect.settings import PREFECT_API_URL
+
+    return {"PREFECT_API_URL": PREFECT_API_URL.value()}
+
+
 def db_counts() -> dict[str, int]:
     """Row counts of every domain table: 'nothing written' checks compare these."""
     import sqlalchemy as sa

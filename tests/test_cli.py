@@ -24,13 +24,6 @@ def cli_json(*args: str, **kw):
     return json.loads(cli(*args, **kw).stdout)
 
 
-@pytest.fixture
-def harness_env(prefect_harness):
-    from prefect.settings import PREFECT_API_URL
-
-    return {"PREFECT_API_URL": PREFECT_API_URL.value()}
-
-
 def test_init_is_idempotent_and_org_show_round_trips(db, tmp_path):
     cli("init", "--demo")
     first = db_counts()
