@@ -170,15 +170,24 @@ def harness_env(prefect_harness):
     return {"PREFECT_API_URL": PREFECT_API_URL.value()}
 
 
-def db_counts() -> dict[str, int]:
-    """Row counts of every domain table: 'nothing written' checks compare these."""
+def db_state() -> dict[str, tuple[int, str]]:
+    """Row count and a digest of every row's content, per domain table.
+
+    "Nothing written" checks compare these: an in-place UPDATE (a state, a due time, a
+    counter) shows as well as an INSERT or DELETE.
+    """
+    import hashlib
+
     import sqlalchemy as sa
     from sqlmodel import SQLModel
 
     from models.db import engine
 
+    state = {}
     with engine().connect() as c:
-        return {
-            name: c.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
-            for name, table in SQLModel.metadata.tables.items()
-        }
+        for name, table in SQLModel.metadata.tables.items():
+            order = list(table.primary_key.columns) or list(table.columns)
+            rows = c.execute(sa.select(table).order_by(*order)).all()
+            digest = hashlib.sha256(repr([tuple(r) for r in rows]).encode()).hexdigest()[:16]
+            state[name] = (len(rows), digest)
+    return state

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import db_counts
+from conftest import db_state
 
 from models.errors import DomainError
 
@@ -18,10 +18,10 @@ def run_flow(name: str, **params) -> dict:
 
 def refused(fn, *args, field: str | None = None, contains: str = "", **kwargs) -> DomainError:
     """``fn`` is refused with one DomainError (naming ``field``) and writes nothing."""
-    before = db_counts()
+    before = db_state()
     with pytest.raises(DomainError) as info:
         fn(*args, **kwargs)
-    assert db_counts() == before, "a refused request must write nothing"
+    assert db_state() == before, "a refused request must write nothing"
     if field:
         assert info.value.field == field, info.value.message
     assert contains in info.value.message, info.value.message

@@ -5,7 +5,7 @@ import os
 
 import pytest
 import yaml
-from conftest import db_counts
+from conftest import db_state
 
 from models.db import session
 from models.errors import DomainError
@@ -200,11 +200,11 @@ def test_appeal_inside_the_window_keeps_the_decision_in_force(org, sink):
     assert case["data"]["decision"]["in_force"] is True
     assert case["data"]["decision"]["persons"][LIAISON]["forms"] == ["诫勉"]
     at("2026-04-08T10:00:00+08:00")
-    before = db_counts()
+    before = db_state()
     with pytest.raises(DomainError) as info:
         core("appeal", actor=OFFICE, case_id=cid, person="p-ma-yumei", reason="不服")  # recorded by the office
     assert "2026年4月8日 00:00（北京时间）" in info.value.message and "届满" in info.value.message
-    assert db_counts() == before
+    assert db_state() == before
     out = core("decide_appeal", actor=STREET, case_id=cid, person=LIAISON, upheld=True, opinion="维持")
     assert out.case.state == "decided"  # p-ma-yumei's window has not been closed by the sweep yet
     sweep()
@@ -221,10 +221,10 @@ def test_appeal_inside_the_window_keeps_the_decision_in_force(org, sink):
 def test_dismissal_needs_a_reason(org):
     at("2026-11-20T09:30:00+08:00")
     [proposal] = proposals(incident(category="secret_leak", level="general", discovered_at="2026-11-20T09:00:00+08:00"))
-    before = db_counts()
+    before = db_state()
     with pytest.raises(DomainError) as info:
         core("dismiss", actor=STREET, case_id=proposal["id"], reason="")
-    assert info.value.field == "reason" and db_counts() == before
+    assert info.value.field == "reason" and db_state() == before
     assert core("dismiss", actor=STREET, case_id=proposal["id"], reason="经核实不构成泄密").case.state == "dismissed"
 
 

@@ -5,7 +5,7 @@ import csv
 import os
 
 import pytest
-from conftest import db_counts
+from conftest import db_state
 
 from models.db import session
 from models.errors import DomainError
@@ -128,7 +128,7 @@ def test_a_scripted_year_start_self_assess_score_publish(org, sink, clock, tmp_p
     clock("2026-12-17T10:00:00+08:00")
     run_flow("submit-self-assessment", actor=OFFICE, year=2026, unit="SQ03", scores=manual(45))
     # scoring: bad input first
-    before = db_counts()
+    before = db_state()
     with pytest.raises(DomainError) as info:
         run_flow("score-assessment", actor=OFFICE, year=2026,
                  table=[{"unit": "SQ01", "scores": {**FULL_MANUAL, "protection": 23}}])
@@ -136,15 +136,15 @@ def test_a_scripted_year_start_self_assess_score_publish(org, sink, clock, tmp_p
     with pytest.raises(DomainError) as info:
         run_flow("score-assessment", actor=OFFICE, year=2026, table=[{"unit": "SQ99", "scores": FULL_MANUAL}])
     assert info.value.field == "table[0].unit"
-    assert db_counts() == before
+    assert db_state() == before
     table = [{"unit": f"SQ{n:02d}", "scores": manual(MANUAL.get(f"SQ{n:02d}", 45)),
               "bonus": {"commendation": 3} if n == 1 else {}} for n in range(1, 12)]
     run_flow("score-assessment", actor=OFFICE, year=2026, table=table)
-    before = db_counts()
+    before = db_state()
     with pytest.raises(DomainError) as info:
         run_flow("publish-assessment", actor=STREET, year=2026)
     assert "SQ12" in info.value.message and "SQ11" not in info.value.message
-    assert db_counts() == before
+    assert db_state() == before
     run_flow("score-assessment", actor=OFFICE, year=2026, table=[{"unit": "SQ12", "scores": manual(45)}])
     clock("2026-12-20T10:00:00+08:00")
     out = run_flow("publish-assessment", actor=STREET, year=2026)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import db_counts
+from conftest import db_state
 
 DUTYFLOW = [sys.executable, "-m", "deployments.cli"]
 
@@ -26,28 +26,28 @@ def cli_json(*args: str, **kw):
 
 def test_init_is_idempotent_and_org_show_round_trips(db, tmp_path):
     cli("init", "--demo")
-    first = db_counts()
+    first = db_state()
     cli("init", "--demo")
-    assert db_counts() == first
+    assert db_state() == first
     org = cli_json("org", "show", "--json")
     assert {u["code"] for u in org["units"]} >= {"JD01", "WXB", "JGW", *(f"SQ{i:02d}" for i in range(1, 13))}
     assert set(org["posts"][0]) == {"unit", "person", "role", "valid_from", "valid_to"}
     dumped = tmp_path / "org.json"
     dumped.write_text(json.dumps(org, ensure_ascii=False), encoding="utf-8")
     cli("org", "load", str(dumped))
-    assert db_counts() == first
+    assert db_state() == first
 
 
 def test_org_load_refuses_a_bad_file_whole(db, tmp_path):
     cli("init", "--demo")
-    before = db_counts()
+    before = db_state()
     bad = tmp_path / "bad.yaml"
     bad.write_text("units: []\npersons:\n  - {id: p-new, name: 新人}\nposts:\n"
                    "  - {unit: SQ99, person: p-new, role: principal, valid_from: 2026-01-01}\n", encoding="utf-8")
     proc = cli("org", "load", str(bad), check=2)
     assert "SQ99" in proc.stderr and "第 5 行" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
-    assert db_counts() == before
+    assert db_state() == before
 
 
 def test_calendar_show_and_load(db, tmp_path):
@@ -109,7 +109,7 @@ def test_report_show_ledger_sweep_audit(db, harness_env, sink, tmp_path):
 
 def test_run_bad_input_exits_2_with_one_line_and_writes_nothing(db, harness_env):
     cli("init", "--demo")
-    before = db_counts()
+    before = db_state()
     env = {**harness_env, "DUTYFLOW_NOW": "2026-11-28T10:30:00+08:00"}
     base = {"actor": "p-guo-tao", "unit": "SQ03", "category": "defacement", "level": "relatively_major",
             "title": "标题", "description": "描述", "discovered_at": "2026-11-28T10:00:00+08:00"}
@@ -123,7 +123,7 @@ def test_run_bad_input_exits_2_with_one_line_and_writes_nothing(db, harness_env)
         assert len(lines) == 1 and lines[0].startswith("错误：") and needle in lines[0], proc.stderr
         assert proc.stdout == ""
     assert cli("run", "no-such-flow", env=env, check=2).stderr.count("\n") == 1
-    assert db_counts() == before
+    assert db_state() == before
 
 
 def _tamper(sql: str) -> None:
