@@ -278,6 +278,10 @@ def update(req: UpdateIncidentRequest, flow_run_id: str | None = None) -> Result
         if external_at:
             if external_at > step.recorded_at:
                 raise DomainError(f"对外报告时间 {beijing(external_at)} 晚于现在", "external_reported_at")
+            discovered = parse_time(case.data["discovered_at"])
+            if external_at < discovered:
+                raise DomainError(f"对外报告时间 {beijing(external_at)} 早于发现时间 {beijing(discovered)}",
+                                  "external_reported_at")
             ob = step.obligation("external_report")
             if ob is None:
                 raise DomainError(f"事件 {case.id} 级别为一般，无对外报告义务", "external_reported_at")

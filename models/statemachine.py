@@ -232,6 +232,7 @@ def transition(
         from_state = None
     step = Step(s=s, machine=machine, case=case, rule=rule, actor=actor, effective_at=eff,
                 recorded_at=recorded, payload=dict(payload or {}))
+    case_ref = case.id  # the instance is unusable after a failed flush: name the case from here
     try:
         with s.no_autoflush:  # one flush at the end instead of one per query
             if effect is not None:
@@ -257,7 +258,7 @@ def transition(
         if not s.info.get("batch"):  # a sweep batch flushes once, at its end
             s.flush()
     except StaleDataError:
-        raise ConcurrentUpdate(f"案件 {case.id} 刚被其他操作修改，请刷新后重试") from None
+        raise ConcurrentUpdate(f"案件 {case_ref} 刚被其他操作修改，请刷新后重试") from None
     return Result(case=case, notices=step.notices, event_seq=seq)
 
 

@@ -203,6 +203,56 @@ class TestBadInput:
         refused(core, "update-incident", field="external_reported_at", actor=OFFICER, case_id=cid,
                 note="x", external_reported_at="2026-11-28T10:40:00+08:00")
 
+    def test_external_report_before_discovery(self, case_id):
+        refused(core, "update-incident", field="external_reported_at", contains="早于发现时间", actor=OFFICER,
+                case_id=case_id, note="x", external_reported_at="2026-11-28T09:59:00+08:00")
+
+    def test_update_after_closing_names_state_and_allowed_actions(self, case_id):
+        core("update-incident", actor=OFFICER, case_id=case_id, note="已恢复", resolved=True)
+        err = refused(core, "update-incident", actor=OFFICER, case_id=case_id, note="再次处置完毕", resolved=True)
+        assert "resolved（处置完毕）" in err.message and "submit_summary" in err.message
+        core("submit-incident-summary", actor=OFFICER, case_id=case_id, cause="a", handling="b", harm="c", lessons="d")
+        err = refused(core, "update-incident", actor=OFFICER, case_id=case_id, note="续报")
+        assert "closed（已办结）" in err.message
+
+    def test_concurrent_updates_one_wins_the_other_is_told(self, case_id, monkeypatch):
+        """Two operators act on one case at once: one update lands, the other gets the clear
+        optimistic-lock message (not a crash), and the audit chain stays intact."""
+        import threading
+
+        from models import statemachine
+        from models.audit import verify
+        from models.db import engine
+        from models.errors import ConcurrentUpdate
+
+        if engine().dialect.name == "sqlite":
+            pytest.skip("SQLite serialises writers (BEGIN IMMEDIATE): two updates cannot interleave")
+        both_read = threading.Barrier(2, timeout=10)
+        real_step = statemachine.Step
+
+        def step_after_both_read(**kw):  # both transactions hold the case at the same version
+            both_read.wait()
+            return real_step(**kw)
+
+        monkeypatch.setattr(statemachine, "Step", step_after_both_read)
+        outcomes: list[str] = []
+
+        def act(note: str) -> None:
+            try:
+                outcomes.append(core("update-incident", actor=OFFICER, case_id=case_id, note=note).case.state)
+            except ConcurrentUpdate as exc:
+                outcomes.append(exc.message)
+
+        threads = [threading.Thread(target=act, args=(n,)) for n in ("续报一", "续报二")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(outcomes) == ["handling", f"案件 {case_id} 刚被其他操作修改，请刷新后重试"], outcomes
+        assert len(show(case_id)["events"]) == 2  # report + the one update that landed
+        with session() as s:
+            assert verify(s)[0]
+
     def test_unknown_field(self, case_id):
         refused(core, "update-incident", field="colour", actor=OFFICER, case_id=case_id, note="x", colour="red")
 
@@ -225,6 +275,17 @@ def test_level_suggestion(category, figures, expected):
     from models.incident import suggest_level
 
     assert suggest_level(category, figures)[0] == expected
+
+
+@pytest.mark.parametrize("path,due", [
+    ("cii_operator", "2026-11-28T11:00:00+08:00"),
+    ("中央和国家机关及其所属单位（2小时）", "2026-11-28T12:00:00+08:00"),
+    ("other", "2026-11-28T14:00:00+08:00"),
+])
+def test_external_report_due_by_reporter_path(org, clock, path, due):
+    clock("2026-11-28T10:30:00+08:00")
+    case = show(core("report-incident", **report_params(reporter_path=path)).case.id)
+    assert obligation(case, "external_report")["due_at"] == due  # discovered 10:00 + 1/2/4 h
 
 
 def test_labels_and_ids_are_both_accepted():
