@@ -5,20 +5,26 @@ SQLite file under ``DUTYFLOW_HOME`` by default; any SQLAlchemy URL through
 """
 from __future__ import annotations
 
+import logging
 import os
+import random
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 from sqlalchemy import JSON, DateTime, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.mutable import MutableDict, MutableList
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, create_engine
 
 ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger("dutyflow.db")
+T = TypeVar("T")
 
 
 def home() -> Path:
@@ -121,6 +127,31 @@ def session() -> Iterator[Session]:
         except BaseException:
             s.rollback()
             raise
+
+
+#: PostgreSQL errors after which the whole transaction was rolled back and may simply run
+#: again: two transactions waited on each other's row locks (counters taken in different
+#: orders by a sweep and a flow), or a serialisation failure.
+RETRYABLE_SQLSTATES = {"40P01": "deadlock detected", "40001": "serialization failure"}
+
+
+def retryable(exc: BaseException) -> bool:
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
+
+
+def run_retrying(fn: Callable[[], T], what: str, attempts: int = 5) -> T:
+    """Run ``fn`` (one whole transaction) again after a deadlock or serialisation failure,
+    with a short random back-off; other errors, and the last attempt's, propagate."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except DBAPIError as exc:
+            if attempt == attempts or not retryable(exc):
+                raise
+            log.warning("%s: %s, attempt %d of %d, running it again", what,
+                        RETRYABLE_SQLSTATES[exc.orig.sqlstate], attempt, attempts)
+            time.sleep(random.uniform(0.005, 0.05) * attempt)
+    raise AssertionError("unreachable")
 
 
 def utc(dt: datetime | None) -> datetime | None:

@@ -20,6 +20,7 @@ from sqlmodel import Session, select
 from models import audit
 from models.case import Case, Obligation, ObligationStatus, next_number
 from models.clock import beijing, local, now
+from models.db import run_retrying
 from models.db import session as db_session
 from models.errors import ConcurrentUpdate, DomainError
 from models.org import get_unit, posts_of
@@ -199,12 +200,15 @@ def transition(
     Returns None when the effect raised :class:`Skip` (nothing was written).
     """
     if session is None:
-        try:
+        def attempt() -> Result:
             with db_session() as s:
                 return transition(machine, action, actor=actor, case_id=case_id, unit=unit,
                                   effective_at=effective_at, effect=effect, payload=payload,
                                   flow_run_id=flow_run_id, title=title, classified=classified,
                                   allow_system=allow_system, session=s)
+
+        try:
+            return run_retrying(attempt, f"{machine.kind}.{action}")
         except Skip:
             return None
     s = session

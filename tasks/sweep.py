@@ -6,7 +6,8 @@ A batch runs in one transaction: its obligations are locked first (PostgreSQL: r
 sweep holds are skipped; SQLite: writers are serialised) and each step re-checks its
 obligation, so re-running the sweep, or two sweeps at once, never repeats a step. A step
 that fails has the batch redone step by step, each in a savepoint, so it alone is left
-out. Inside a batch the writes are kept
+out; a batch that meets a PostgreSQL deadlock (another sweep or a flow took the same
+counters in the other order) is rolled back whole and run again. Inside a batch the writes are kept
 and written back in bulk at its end (``models.batch``: counters, versioned rows, notices,
 notifications and audit events with one statement per table and shape).
 """
@@ -25,7 +26,7 @@ from sqlmodel import select
 from models import batch, policy
 from models.case import Case, Obligation
 from models.clock import local, now
-from models.db import session
+from models.db import run_retrying, session
 from models.errors import DomainError
 from models.org import prefetch_org
 from models.statemachine import Skip
@@ -130,7 +131,7 @@ def sweep(batch_size: int | None = None, flow_run_id: str | None = None) -> dict
         rows = due(at, batch_size, after)
         if not rows:
             break
-        a, sk, e = _act_on_batch(rows, at, handlers, flow_run_id)
+        a, sk, e = run_retrying(lambda: _act_on_batch(rows, at, handlers, flow_run_id), "sweep batch")
         acted, skipped, errors = acted + a, skipped + sk, errors + e
         after = (rows[-1][0], rows[-1][1])
         if len(rows) < batch_size:

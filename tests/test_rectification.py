@@ -216,29 +216,32 @@ def _rectify_ladder_data(case_id: str) -> list[dict]:
         return list(ob.data["ladder"])
 
 
-def test_two_concurrent_sweeps_take_each_step_once(org, clock):
+@pytest.mark.parametrize("batch_sizes", [(2, 2), (1, 2, 3, 5)])
+def test_concurrent_sweeps_take_each_step_once(org, clock, batch_sizes):
+    """Sweeps started together (different batch sizes interleave their row and counter locks
+    differently; on PostgreSQL a deadlock between them is retried) take each step once."""
     from tasks.sweep import sweep
 
     clock("2026-09-18T10:00:00+08:00")
-    ids = [core("notify", **notify_params(unit=f"SQ{i:02d}", problem_code=f"P{i}")).case.id for i in range(1, 7)]
+    ids = [core("notify", **notify_params(unit=f"SQ{i:02d}", problem_code=f"P{i}")).case.id for i in range(1, 13)]
     os.environ["DUTYFLOW_NOW"] = "2026-10-30T09:00:00+08:00"
     results, errors = [], []
-    barrier = threading.Barrier(2)
+    barrier = threading.Barrier(len(batch_sizes))
 
-    def worker():
+    def worker(size: int):
         try:
             barrier.wait()
-            results.append(sweep(batch_size=2))
+            results.append(sweep(batch_size=size))
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
 
-    threads = [threading.Thread(target=worker) for _ in range(2)]
+    threads = [threading.Thread(target=worker, args=(size,)) for size in batch_sizes]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert not errors, errors
-    assert sum(r["acted"] for r in results) == 12  # 6 × (acknowledge urge + rectify proposal)
+    assert sum(r["acted"] for r in results) == 24  # 12 × (acknowledge urge + rectify proposal)
     for cid in ids:
         assert len(proposals(cid)) == 1
         assert len(notices(cid)) == 2  # the 整改通知 and one 催签收
@@ -246,6 +249,29 @@ def test_two_concurrent_sweeps_take_each_step_once(org, clock):
 
     with session() as s:
         assert verify(s)[0]
+
+
+def test_a_sweep_batch_that_deadlocks_is_run_again(org, clock, monkeypatch, caplog):
+    import psycopg
+    from sqlalchemy.exc import OperationalError
+
+    from tasks import sweep as sweep_module
+
+    clock("2026-09-18T10:00:00+08:00")
+    case_id = core("notify", **notify_params()).case.id
+    clock("2026-10-30T09:00:00+08:00")
+    real, calls = sweep_module._act_on_batch, []
+
+    def deadlock_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:  # what PostgreSQL raises when it breaks a lock cycle (after rolling back)
+            raise OperationalError("INSERT INTO counter …", {}, psycopg.errors.DeadlockDetected("deadlock detected"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "_act_on_batch", deadlock_once)
+    assert sweep_module.sweep()["acted"] == 2
+    assert len(calls) == 2 and "deadlock detected, attempt 1 of 5" in caplog.text
+    assert len(proposals(case_id)) == 1 and len(notices(case_id)) == 2
 
 
 # ---------------------------------------------------------------- verification, extensions, recurrence
