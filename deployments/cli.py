@@ -158,6 +158,34 @@ def cmd_show(args) -> int:
     return 0
 
 
+def _machines() -> dict:
+    """case kind → its state machine; the four processes of SPEC §5 first, then 工作记录."""
+    from models import accountability, assessment, incident, rectification
+
+    return {m.kind: m for m in (incident.MACHINE, rectification.MACHINE, accountability.MACHINE,
+                                assessment.MACHINE, assessment.ACTIVITY)}
+
+
+PROCESS_KINDS = ("incident", "rectification", "accountability", "assessment")
+
+
+def _check_filters(s, args) -> None:
+    """Refuse a filter that can match nothing because it names no kind, state or unit."""
+    from models.org import get_unit
+
+    machines = _machines()
+    if getattr(args, "kind", None) and args.kind not in machines:
+        raise DomainError(f"未知案件类别 '{args.kind}'（允许：{', '.join(machines)}）", "--kind")
+    if getattr(args, "state", None):
+        kinds = [args.kind] if args.kind else list(machines)
+        states = {st: label for k in kinds for st, label in machines[k].states.items()}
+        if args.state not in states:
+            allowed = "、".join(f"{st}（{label}）" for st, label in states.items())
+            raise DomainError(f"未知状态 '{args.state}'（允许：{allowed}）", "--state")
+    if args.unit:
+        get_unit(s, args.unit, "--unit")
+
+
 def cmd_cases(args) -> int:
     from sqlmodel import select
 
@@ -166,9 +194,10 @@ def cmd_cases(args) -> int:
     from models.db import session
 
     with session() as s:
+        _check_filters(s, args)
         q = select(Case)
-        if args.kind:
-            q = q.where(Case.kind == args.kind)
+        # 工作记录 (record-activity) are listed only when asked for: cases are the four processes
+        q = q.where(Case.kind == args.kind) if args.kind else q.where(Case.kind.in_(PROCESS_KINDS))
         if args.state:
             q = q.where(Case.state == args.state)
         if args.unit:
@@ -187,6 +216,7 @@ def cmd_ledger(args) -> int:
     from tasks.ledger import ledger_rows
 
     with session() as s:
+        _check_filters(s, args)
         rows = ledger_rows(s, unit=args.unit, overdue=args.overdue)
     if args.json:
         _print_json(rows)

@@ -2,16 +2,35 @@
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from pydantic import BaseModel, Field
+from pydantic import Field, field_validator
 
 from flows.common import flow_run_id
 from models.clock import pinned_note
+from models.requests import Request
 
 
-class SweepRequest(BaseModel):
+class SweepRequest(Request):
     """到期巡检参数（一般无需填写）。"""
 
+    actor: str = Field(default="system", title="操作人", description="定时巡检为 system；手动发起时可填写本人人员编号")
     batch_size: int = Field(default=200, ge=1, le=10000, title="每批处理条数")
+
+    @field_validator("effective_at")
+    @classmethod
+    def _now_only(cls, value: str) -> str:
+        if value:
+            raise ValueError("巡检总按当前时间执行，不能补录（请留空）")
+        return value
+
+
+def check_sweep_actor(actor: str) -> None:
+    """'system' (the schedule) or a person holding a post today (an operator's manual run)."""
+    from models.clock import now
+    from models.db import session
+    from models.statemachine import check_actor
+
+    with session() as s:
+        check_actor(s, actor, now(), system_ok=True)
 
 
 @task(name="act-on-due-obligations")
@@ -35,13 +54,15 @@ def retry_notifications() -> dict:
 @task(name="refresh-overdue-ledger")
 def refresh_ledger() -> int:
     """刷新督办台账（表格）和汇总（Markdown）。"""
-    from collections import Counter
-
+    from models import policy
     from models.db import session
-    from tasks.ledger import ledger_rows
+    from tasks.ledger import ledger_rows, overdue_counts
 
+    limit = policy.get("sweep", "ledger_artifact_rows", default=1000)
     with session() as s:
-        rows = ledger_rows(s, overdue=True, limit=1000)
+        rows = ledger_rows(s, overdue=True, limit=limit)
+        per_unit = overdue_counts(s)
+    total = sum(per_unit.values())
     table = [
         {"单位": f"{r['unit']} {r['unit_name']}", "案件": r["case"], "义务": r["obligation"],
          "时限": r["due"], "逾期": r["overdue_by"], "阶梯": r["step"],
@@ -49,12 +70,13 @@ def refresh_ledger() -> int:
          "日历未确认": "是" if r["calendar_unconfirmed"] else ""}
         for r in rows
     ]
-    create_table_artifact(table, key="overdue-ledger", description=f"督办台账（逾期事项）{pinned_note()}")
-    per_unit = Counter((r["unit_name"], r["step"]) for r in rows)
-    md = ["# 督办台账汇总", "", f"逾期事项 {len(rows)} 项。{pinned_note()}", "", "| 单位 | 阶梯 | 数量 |", "|---|---|---|"]
+    shown = f"（表格显示时限最早的 {len(rows)} 项，全部见 dutyflow ledger --overdue）" if total > len(rows) else ""
+    create_table_artifact(table, key="overdue-ledger", description=f"督办台账（逾期事项）{shown}{pinned_note()}")
+    md = ["# 督办台账汇总", "", f"逾期事项 {total} 项{shown}。{pinned_note()}", "",
+          "| 单位 | 阶梯 | 数量 |", "|---|---|---|"]
     md += [f"| {u} | {st} | {n} |" for (u, st), n in sorted(per_unit.items())]
     create_markdown_artifact("\n".join(md), key="overdue-summary", description="督办台账汇总")
-    return len(rows)
+    return total
 
 
 @flow(name="sweep-deadlines")
@@ -62,6 +84,9 @@ def sweep_deadlines(request: SweepRequest = SweepRequest()) -> dict:
     """到期巡检（每分钟）：找出到期的义务，标记逾期并按阶梯督办（每步只做一次，停机后自动补做），
     重发失败的通知，刷新督办台账。"""
     log = get_run_logger()
+    check_sweep_actor(request.actor)
+    if request.actor != "system":
+        log.info("手动巡检，发起人 %s", request.actor)
     result = act_on_due(request.batch_size)
     result["delivery"] = retry_notifications()
     result["overdue"] = refresh_ledger()

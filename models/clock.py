@@ -15,18 +15,25 @@ TZ = ZoneInfo("Asia/Shanghai")
 UTC = timezone.utc
 
 
-def parse_time(value: str | datetime, field: str = "time") -> datetime:
-    """Parse ISO-8601; a time without offset is read as Beijing time. Returns UTC."""
+EXAMPLE_TIME = "2026-11-28T09:30:00+08:00"
+
+
+def parse_time(value: str | datetime, field: str = "time", require_offset: bool = False) -> datetime:
+    """Parse ISO-8601 and return UTC. A time without offset is read as Beijing time, except
+    where ``require_offset`` (times in requests, SPEC §5): there it is refused, since an
+    operator's 09:30 may be UTC or Beijing time and the two are 8 hours apart."""
     if isinstance(value, datetime):
         dt = value
+    elif not isinstance(value, str):
+        raise DomainError(f"{value!r} 不是 ISO-8601 时间（例如 {EXAMPLE_TIME}）", field)
     else:
         try:
-            dt = datetime.fromisoformat(str(value).strip())
+            dt = datetime.fromisoformat(value.strip())
         except ValueError:
-            raise DomainError(
-                f"'{value}' 不是 ISO-8601 时间（例如 2026-11-28T09:30:00+08:00）", field
-            ) from None
+            raise DomainError(f"'{value}' 不是 ISO-8601 时间（例如 {EXAMPLE_TIME}）", field) from None
     if dt.tzinfo is None:
+        if require_offset:
+            raise DomainError(f"'{value}' 缺少时区，请写明偏移（例如 {EXAMPLE_TIME}）", field)
         dt = dt.replace(tzinfo=TZ)
     return dt.astimezone(UTC)
 

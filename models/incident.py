@@ -9,7 +9,7 @@ from pydantic import Field
 
 from models import policy
 from models.labels import LabeledEnum
-from models.requests import Request
+from models.requests import Request, RequestTime
 from models.statemachine import Machine, Rule
 
 
@@ -85,7 +85,7 @@ class ReportIncidentRequest(Request):
     level: IncidentLevel = Field(title="事件级别", description="按《网络安全事件分级指南》；系统会按影响数据提示建议级别")
     title: str = Field(title="事件标题", min_length=2, max_length=200)
     description: str = Field(title="事件概况", description="受影响系统、现象、已造成的影响", min_length=2)
-    discovered_at: datetime = Field(title="发现时间", description="ISO-8601 带时区（北京时间 +08:00）")
+    discovered_at: RequestTime = Field(title="发现时间", description="ISO-8601 带时区（北京时间 +08:00）")
     occurred_at: str = Field(default="", title="发生时间", description="可留空；ISO-8601 带时区")
     reporter_path: ReporterPath = Field(default=ReporterPath.other, title="报告主体", description="决定对外报告时限：1/2/4 小时")
     affected_persons: int = Field(default=0, ge=0, title="涉及人数", description="个人信息/基础数据泄露涉及的人数")

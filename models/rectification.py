@@ -17,7 +17,7 @@ from models.errors import DomainError
 from models.incident import unit_leaders
 from models.labels import LabeledEnum
 from models.org import get_person, get_unit, holders, office_unit
-from models.requests import Request, optional_time
+from models.requests import Request, RequestTime, optional_time
 from models.statemachine import Machine, Result, Rule, Step, transition
 
 
@@ -96,7 +96,7 @@ class RequestExtensionRequest(Request):
 
     case_id: str = Field(title="整改编号")
     reason: str = Field(title="延期理由", min_length=2)
-    new_due_at: datetime = Field(title="申请延至", description="ISO-8601 带时区（北京时间 +08:00）")
+    new_due_at: RequestTime = Field(title="申请延至", description="ISO-8601 带时区（北京时间 +08:00）")
 
 
 class DecideExtensionRequest(Request):

@@ -8,12 +8,23 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from models.clock import parse_time
 from models.errors import DomainError
+
+
+def _with_offset(value: Any) -> datetime:
+    try:
+        return parse_time(value, require_offset=True)
+    except DomainError as exc:
+        raise ValueError(exc.message.split(": ", 1)[-1]) from None
+
+
+#: A request time: ISO-8601 with offset (SPEC §5); a naive time, a date or a number is refused.
+RequestTime = Annotated[datetime, BeforeValidator(_with_offset)]
 
 
 class Request(BaseModel):
@@ -38,11 +49,12 @@ class Request(BaseModel):
         return data
 
     def effective_time(self) -> datetime | None:
-        return parse_time(self.effective_at, "effective_at") if self.effective_at else None
+        return parse_time(self.effective_at, "effective_at", require_offset=True) if self.effective_at else None
 
 
 def optional_time(value: str, field: str) -> datetime | None:
-    return parse_time(value, field) if value else None
+    """An optional request time ('' = not given); given, it must carry its offset."""
+    return parse_time(value, field, require_offset=True) if value else None
 
 
 def validate_request(model: type[BaseModel], params: Any) -> BaseModel:
@@ -61,7 +73,7 @@ def describe(model: type[BaseModel], exc: ValidationError) -> tuple[str, str]:
     field_name = str(err["loc"][0]) if err["loc"] else ""
     info = model.model_fields.get(field_name)
     title = f"（{info.title}）" if info and info.title else ""
-    msg = err["msg"]
+    msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         msg = f"未知字段；允许的字段：{', '.join(model.model_fields)}"
     elif err["type"] == "missing":

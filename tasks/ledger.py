@@ -1,8 +1,15 @@
-"""督办台账: open obligations, soonest first (``dutyflow ledger``, the sweep's artifact)."""
+"""督办台账: open obligations, soonest first (``dutyflow ledger``, the sweep's artifact).
+
+A row carries the obligation keys of ``dutyflow show`` (``case_id``, ``kind``, ``due_at``,
+``status``, ``step``, ``calendar_unconfirmed``) and the ledger's own columns (unit name,
+overdue by, responsible persons resolved from today's posts).
+"""
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from models.case import Case, Obligation, ObligationStatus
@@ -11,6 +18,9 @@ from models.org import OrgUnit, Person, holders
 
 COLUMNS = ["unit", "unit_name", "case", "obligation", "due", "overdue_by", "step",
            "responsible", "calendar_unconfirmed"]
+
+#: Not yet fulfilled: open, or missed and still to do.
+_PENDING = (Obligation.met_at.is_(None), Obligation.status.in_([ObligationStatus.open, ObligationStatus.missed]))
 
 
 def overdue_text(due_at: datetime, at: datetime) -> str:
@@ -27,8 +37,7 @@ def ledger_rows(s: Session, *, unit: str | None = None, overdue: bool = False,
         select(Obligation, Case.title, OrgUnit.name)
         .join(Case, Case.id == Obligation.case_id)
         .join(OrgUnit, OrgUnit.code == Obligation.unit)
-        .where(Obligation.met_at.is_(None),
-               Obligation.status.in_([ObligationStatus.open, ObligationStatus.missed]))
+        .where(*_PENDING)
     )
     if unit:
         q = q.where(Obligation.unit == unit)
@@ -46,12 +55,27 @@ def ledger_rows(s: Session, *, unit: str | None = None, overdue: bool = False,
             if p not in names:
                 person = s.get(Person, p)
                 names[p] = person.name if person else p
+        due = iso(ob.due_at)
         rows.append({
-            "unit": ob.unit, "unit_name": unit_name, "case": ob.case_id, "case_title": title,
-            "obligation": ob.kind, "status": ob.status, "due": iso(ob.due_at),
+            "unit": ob.unit, "unit_name": unit_name, "case": ob.case_id, "case_id": ob.case_id,
+            "case_title": title, "obligation": ob.kind, "kind": ob.kind, "status": ob.status,
+            "due": due, "due_at": due,
             "overdue_by": overdue_text(ob.due_at, at), "step": ob.step,
             "responsible": [{"person": p, "name": names[p], "role": ob.role} for p in people]
             or [{"person": None, "name": "（空缺）", "role": ob.role}],
             "calendar_unconfirmed": ob.calendar_unconfirmed,
         })
     return rows
+
+
+def overdue_counts(s: Session, at: datetime | None = None) -> Counter:
+    """(unit name, ladder step) → number of overdue obligations, over all of them (one
+    GROUP BY: the summary stays whole when the table artifact shows only the first rows)."""
+    at = at or now()
+    q = (
+        select(OrgUnit.name, Obligation.step, func.count())
+        .join(OrgUnit, OrgUnit.code == Obligation.unit)
+        .where(*_PENDING, Obligation.due_at < at)
+        .group_by(OrgUnit.name, Obligation.step)
+    )
+    return Counter({(name, step): n for name, step, n in s.exec(q).all()})

@@ -25,7 +25,7 @@ from sqlmodel import select
 
 from models import batch, policy
 from models.case import Case, Obligation
-from models.clock import local, now
+from models.clock import iso, local, now
 from models.db import run_retrying, session
 from models.errors import DomainError
 from models.org import prefetch_org
@@ -136,4 +136,4 @@ def sweep(batch_size: int | None = None, flow_run_id: str | None = None) -> dict
         after = (rows[-1][0], rows[-1][1])
         if len(rows) < batch_size:
             break
-    return {"at": at.isoformat(), "acted": acted, "skipped": skipped, "errors": errors}
+    return {"at": iso(at), "acted": acted, "skipped": skipped, "errors": errors}

@@ -94,10 +94,14 @@ def test_report_show_ledger_sweep_audit(db, harness_env, sink, tmp_path):
     assert cli_json("ledger", "--overdue", "--json", env=env) == []
 
     later = {**env, "DUTYFLOW_NOW": "2026-11-28T15:00:00+08:00"}
-    assert cli_json("sweep", env=later)["acted"] == 1
+    swept = cli_json("sweep", env=later)
+    assert swept["acted"] == 1 and swept["at"] == "2026-11-28T15:00:00+08:00"  # shown in Beijing time
     assert cli_json("sweep", env=later)["acted"] == 0
     overdue = cli_json("ledger", "--overdue", "--json", env=later)
     assert [(r["case"], r["obligation"], r["step"]) for r in overdue] == [("INC-2026-0001", "external_report", 1)]
+    assert [(r["case_id"], r["kind"], r["due_at"], r["status"]) for r in overdue] == [  # the keys of show
+        ("INC-2026-0001", "external_report", "2026-11-28T14:00:00+08:00", "missed")]
+    assert cli_json("ledger", "--unit", "SQ03", "--json", env=later) == cli_json("ledger", "--json", env=later)
     assert overdue[0]["responsible"][0]["person"] == "p-guo-tao"
 
     notice_id = case["notices"][0]["id"]
@@ -123,6 +127,23 @@ def test_run_bad_input_exits_2_with_one_line_and_writes_nothing(db, harness_env)
         assert len(lines) == 1 and lines[0].startswith("错误：") and needle in lines[0], proc.stderr
         assert proc.stdout == ""
     assert cli("run", "no-such-flow", env=env, check=2).stderr.count("\n") == 1
+    for params, needle in [  # the sweep's request: actor (default system), nothing else but batch_size
+        ({"bogus": 1}, "bogus"),
+        ({"effective_at": "2026-11-28T09:00:00+08:00"}, "effective_at"),
+        ({"actor": "p-nobody"}, "actor"),
+        ({"batch_size": 0}, "batch_size"),
+    ]:
+        proc = cli("run", "sweep-deadlines", "--params", json.dumps(params), env=env, check=2)
+        assert proc.stderr.count("\n") == 1 and needle in proc.stderr, proc.stderr
+    for args, needle in [
+        (("cases", "--kind", "incidents", "--json"), "--kind"),
+        (("cases", "--state", "nope", "--json"), "--state"),
+        (("cases", "--kind", "incident", "--state", "published", "--json"), "reported（已报告）"),
+        (("cases", "--unit", "SQ99", "--json"), "--unit"),
+        (("ledger", "--unit", "SQ99", "--json"), "--unit"),
+    ]:
+        proc = cli(*args, check=2)
+        assert proc.stderr.count("\n") == 1 and needle in proc.stderr and proc.stdout == "", proc.stderr
     assert db_state() == before
 
 

@@ -178,6 +178,16 @@ class TestBadInput:
         params["effective_at"] = "2026-11-28T12:00:00+08:00"
         refused(core, name, field="effective_at", contains="2026年11月28日 12:00（北京时间）", **params)
 
+    @pytest.mark.parametrize("field,value", [
+        ("discovered_at", "2026-11-28T09:30:00"),  # no offset: UTC or Beijing? 8 hours apart
+        ("discovered_at", "2026-11-28"),
+        ("discovered_at", 1795825800),
+        ("effective_at", "2026-11-28T10:00:00"),
+        ("occurred_at", "2026-11-28T09:00:00"),
+    ])
+    def test_request_times_need_their_offset(self, case_id, field, value):
+        refused(core, "report-incident", field=field, contains="+08:00", **report_params(**{field: value}))
+
     def test_future_discovery(self, case_id):
         refused(core, "report-incident", field="discovered_at",
                 **report_params(discovered_at="2026-11-29T10:00:00+08:00"))

@@ -110,6 +110,12 @@ def test_high_risk_over_the_make_up_sunday_closed_in_time(org, clock):
 
     with session() as s:
         assert [r for r in ledger_rows(s) if r["case"] == case_id] == []
+    # the same rule across the National Day break: notified Tue 9/29, acknowledge by the end
+    # of 9/30; rectify over 9/30, (10/1–10/7 off), 10/8, 10/9 → 10/10 00:00
+    clock("2026-09-29T10:00:00+08:00")
+    case = show(run_flow("notify-risk", **notify_params(risk_level="high", problem_code="WEAK-PWD-2"))["case_id"])
+    ack = [o for o in case["obligations"] if o["kind"] == "acknowledge"][0]
+    assert (ack["due_at"], rectify(case)["due_at"]) == ("2026-10-01T00:00:00+08:00", "2026-10-10T00:00:00+08:00")
 
 
 @pytest.mark.usefixtures("prefect_harness")
@@ -124,14 +130,31 @@ def test_sweep_flow_refreshes_the_overdue_ledger_artifact(org, clock):
     clock("2026-09-24T10:00:00+08:00")
     result = run_flow("sweep-deadlines")
     assert result["acted"] == 2  # acknowledge urge + rectify urge
-    with get_client(sync_client=True) as client:
-        [artifact] = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["overdue-ledger"])),
-            sort=ArtifactSort.CREATED_DESC, limit=1)
-    rows = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
-    assert sorted((r["案件"], r["义务"], r["阶梯"]) for r in rows) == [(case_id, "acknowledge", 1), (case_id, "rectify", 2)]
+    assert result["overdue"] == 2
+
+    def latest(key: str):
+        with get_client(sync_client=True) as client:
+            [artifact] = client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+                sort=ArtifactSort.CREATED_DESC, limit=1)
+        return artifact.data
+
+    rows = json.loads(latest("overdue-ledger"))
+    assert [(r["案件"], r["义务"], r["时限"], r["阶梯"]) for r in rows] == [
+        (case_id, "acknowledge", "2026-09-21T00:00:00+08:00", 1),
+        (case_id, "rectify", "2026-09-23T00:00:00+08:00", 2)]
     assert {r["单位"] for r in rows} == {"SQ03 建设社区"}
     assert all("郭涛" in r["责任人"] for r in rows)
+    from tasks.ledger import ledger_rows
+
+    with session() as s:  # the same rows as `dutyflow ledger --overdue --json`
+        cli_rows = ledger_rows(s, overdue=True)
+    assert [(r["case"], r["obligation"], r["due"], r["overdue_by"], r["step"]) for r in cli_rows] == \
+        [(r["案件"], r["义务"], r["时限"], r["逾期"], r["阶梯"]) for r in rows]
+    assert [r["逾期"] for r in rows] == ["3天10小时", "1天10小时"]
+    summary = latest("overdue-summary")
+    assert "逾期事项 2 项" in summary
+    assert "| 建设社区 | 1 | 1 |" in summary and "| 建设社区 | 2 | 1 |" in summary
 
 
 # ---------------------------------------------------------------- the ladder
@@ -158,8 +181,16 @@ def test_a_medium_risk_left_alone_climbs_the_ladder_once_per_step(org, sink, clo
                  "2026-11-02T08:00"]:
         sweep_at(when + ":00+08:00")
         steps[when] = rectify(show(case_id))["step"]
-    assert steps["2026-10-09T09:00"] == 1 and steps["2026-10-10T18:00"] == 2
-    assert steps["2026-10-14T00:30"] == 3 and steps["2026-11-02T08:00"] == 4
+    # due 10/10 00:00: reminder from 10/9 00:00 (1 working day before), 催办 once overdue,
+    # 约谈 at overdue + 3 working days (10/10 make-up Sat, 10/12, 10/13 → 10/14 00:00),
+    # proposal at overdue + 10 working days (→ 10/23 00:00); never a step early
+    assert steps == {
+        "2026-09-19T10:00": 0, "2026-09-21T01:00": 0, "2026-09-30T12:00": 0,
+        "2026-10-09T00:30": 1, "2026-10-09T09:00": 1,
+        "2026-10-10T01:00": 2, "2026-10-10T18:00": 2, "2026-10-13T12:00": 2,
+        "2026-10-14T00:30": 3, "2026-10-20T12:00": 3,
+        "2026-10-23T00:30": 4, "2026-10-23T08:00": 4, "2026-11-02T08:00": 4,
+    }
     reminders = notices(case_id, "rectification_reminder")
     by_stage = {}
     for n in reminders:
