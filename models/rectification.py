@@ -60,11 +60,11 @@ class NotifyRiskRequest(Request):
     """
 
     unit: str = Field(title="责任单位", description="单位代码，如 SQ03")
-    source: str = Field(title="问题来源", description="上级通报文号或检查名称", min_length=2)
+    source: str = Field(title="问题来源", description="上级通报文号或检查名称", min_length=1)
     risk_level: RiskLevel = Field(title="风险等级")
-    problem: str = Field(title="问题描述", min_length=2)
+    problem: str = Field(title="问题描述", min_length=1)
     problem_code: str = Field(default="", title="问题编码", description="同一单位 12 个月内同一编码再次出现将标注为重复发生")
-    requirement: str = Field(title="整改要求", min_length=2)
+    requirement: str = Field(title="整改要求", min_length=1)
     due_at: str = Field(default="", title="指定整改期限", description="留空按风险等级计算；ISO-8601 带时区")
     issuer: str = Field(default="", title="下发单位", description="单位代码；留空为责任单位所属街道网信办")
 
@@ -79,23 +79,25 @@ class SubmitRectificationRequest(Request):
     """报送整改报告（整改措施和佐证材料），等待下发单位复核验收。"""
 
     case_id: str = Field(title="整改编号")
-    measures: str = Field(title="整改措施", min_length=2)
+    measures: str = Field(title="整改措施", min_length=1)
     evidence: list[str] = Field(title="佐证材料", description="材料编号或存放位置，至少一项", min_length=1)
 
 
 class VerifyRectificationRequest(Request):
-    """复核验收：通过则销号；不通过则退回重新整改并重新计算整改期限。"""
+    """复核验收：通过则销号；不通过则退回重新整改并重新计算整改期限（可指定新期限）。"""
 
     case_id: str = Field(title="整改编号")
     passed: bool = Field(title="验收通过")
     opinion: str = Field(title="验收意见", min_length=1)
+    new_due_at: str = Field(default="", title="重新整改期限（不通过时可填）",
+                            description="留空按风险等级重新计算；ISO-8601 带时区，例如 2026-12-10T18:00:00+08:00")
 
 
 class RequestExtensionRequest(Request):
     """延期申请：说明理由和申请的新期限，由下发单位审批。"""
 
     case_id: str = Field(title="整改编号")
-    reason: str = Field(title="延期理由", min_length=2)
+    reason: str = Field(title="延期理由", min_length=1)
     new_due_at: RequestTime = Field(title="申请延至", description="ISO-8601 带时区（北京时间 +08:00）")
 
 
@@ -245,7 +247,7 @@ def recurrence(s, unit: str, code: str, at: datetime, exclude: str | None = None
 def notify(req: NotifyRiskRequest, flow_run_id: str | None = None) -> Result:
     """下发整改通知: open `acknowledge` and `rectify`, issue the 整改通知."""
     from models.ladder import first_action_at
-    from tasks.deadlines import Deadline, add_working_days, calendar
+    from tasks.deadlines import add_working_days, calendar, fixed_deadline
 
     override = optional_time(req.due_at, "due_at")
     level = req.risk_level.name
@@ -261,7 +263,7 @@ def notify(req: NotifyRiskRequest, flow_run_id: str | None = None) -> Result:
         if override is not None:
             if override <= step.recorded_at:
                 raise DomainError(f"指定整改期限 {beijing(override)} 不晚于现在 {beijing(step.recorded_at)}", "due_at")
-            rectify = Deadline(override, local(override).year not in cal.known_years)
+            rectify = fixed_deadline(override, cal)
         else:
             rectify = rectify_deadline(eff, level, cal)
         earlier = recurrence(s, case.unit, req.problem_code, eff)
@@ -321,9 +323,14 @@ def submit(req: SubmitRectificationRequest, flow_run_id: str | None = None) -> R
 
 
 def verify(req: VerifyRectificationRequest, flow_run_id: str | None = None) -> Result:
-    """复核验收: pass → closed (销号); fail → acknowledged with a new `rectify` deadline."""
+    """复核验收: pass → closed (销号); fail → acknowledged with a new `rectify` deadline (the
+    issuer's, or by risk level from the verification)."""
     from models.ladder import first_action_at
-    from tasks.deadlines import calendar
+    from tasks.deadlines import calendar, fixed_deadline
+
+    new_due = optional_time(req.new_due_at, "new_due_at")
+    if new_due is not None and req.passed:
+        raise DomainError("验收通过即销号，不需要重新整改期限（请留空）", "new_due_at")
 
     def effect(step: Step) -> None:
         data = step.case.data
@@ -332,7 +339,13 @@ def verify(req: VerifyRectificationRequest, flow_run_id: str | None = None) -> R
         step.case.data = dict(data)
         if not req.passed:
             cal = calendar(step.s)
-            ob = step.open("rectify", rectify_deadline(step.effective_at, data["risk_level"], cal), role="cyber_officer")
+            if new_due is not None:
+                if new_due <= step.recorded_at:
+                    raise DomainError(f"重新整改期限 {beijing(new_due)} 不晚于现在 {beijing(step.recorded_at)}", "new_due_at")
+                deadline = fixed_deadline(new_due, cal)
+            else:
+                deadline = rectify_deadline(step.effective_at, data["risk_level"], cal)
+            ob = step.open("rectify", deadline, role="cyber_officer")
             ob.next_action_at = first_action_at(ladders()["rectify"], ob, cal)
 
     action = "verify_pass" if req.passed else "verify_fail"
@@ -357,6 +370,9 @@ def request_extension(req: RequestExtensionRequest, flow_run_id: str | None = No
         if any(e["status"] == "pending" for e in data.get("extensions", [])):
             raise DomainError(f"整改 {step.case.id} 已有待审批的延期申请，请先审批", "case_id")
         ob = _open_rectify(step)
+        if step.effective_at >= ob.due_at:
+            raise DomainError(
+                f"整改期限 {beijing(ob.due_at)} 已过：延期须在期限届满前申请，逾期整改按督办程序处理", "case_id")
         if new_due <= ob.due_at:
             raise DomainError(f"申请的新期限 {beijing(new_due)} 不晚于现整改期限 {beijing(ob.due_at)}", "new_due_at")
         if new_due <= step.recorded_at:
@@ -374,7 +390,7 @@ def request_extension(req: RequestExtensionRequest, flow_run_id: str | None = No
 def decide_extension(req: DecideExtensionRequest, flow_run_id: str | None = None) -> Result:
     """Approval moves `rectify.due_at` and restarts its ladder; rejection changes nothing else."""
     from models.ladder import first_action_at
-    from tasks.deadlines import calendar
+    from tasks.deadlines import calendar, fixed_deadline
 
     def effect(step: Step) -> None:
         extensions = [dict(e) for e in step.case.data.get("extensions", [])]  # copies: JSON history compares values
@@ -382,14 +398,17 @@ def decide_extension(req: DecideExtensionRequest, flow_run_id: str | None = None
         if not pending:
             raise DomainError(f"整改 {step.case.id} 没有待审批的延期申请", "case_id")
         ext = pending[-1]
+        new_due = parse_time(ext["new_due_at"])
+        if req.approved and new_due <= step.recorded_at:
+            raise DomainError(f"申请的新期限 {beijing(new_due)} 已过，不能批准；请不予批准，由单位重新申请", "approved")
         ext.update(status="approved" if req.approved else "rejected", opinion=req.opinion,
                    decided_at=iso(step.effective_at), decided_by=step.actor)
         step.case.data = {**step.case.data, "extensions": extensions}
         if req.approved:
             ob = _open_rectify(step)
             cal = calendar(step.s)
-            ob.due_at = parse_time(ext["new_due_at"])
-            ob.calendar_unconfirmed = local(ob.due_at).year not in cal.known_years
+            deadline = fixed_deadline(new_due, cal)
+            ob.due_at, ob.calendar_unconfirmed = deadline.due_at, deadline.calendar_unconfirmed
             ob.status, ob.step = ObligationStatus.open, 0
             ob.next_action_at = first_action_at(ladders()["rectify"], ob, cal)
             ob.data = {**ob.data, "extended_from": ext["old_due_at"]}

@@ -150,6 +150,12 @@ def due_day(due_at: datetime) -> date:
     return d
 
 
+def fixed_deadline(due_at: datetime, cal: Calendar) -> Deadline:
+    """A due time given by a person (an issuer's override, an approved extension): flagged
+    when the day it ends lies in a year whose holidays are not loaded."""
+    return Deadline(_aware(due_at, "due_at").astimezone(UTC), not cal.confirmed(due_day(due_at)))
+
+
 def add_hours(start: datetime, hours: float) -> Deadline:
     """``start`` + clock hours (24×7, holidays ignored); fractional hours allowed."""
     return Deadline(_aware(start).astimezone(UTC) + timedelta(hours=hours), False)

@@ -326,18 +326,48 @@ def test_failed_verification_returns_to_acknowledged_with_a_new_deadline(org, cl
 
 def test_extension_approved_moves_the_deadline_and_resets_the_ladder(org, clock):
     clock("2026-11-02T10:00:00+08:00")
-    case_id = core("notify", **notify_params(risk_level="high")).case.id
-    sweep_at("2026-11-06T10:00:00+08:00")  # rectify due 11/6 00:00 (11/3, 11/4, 11/5): 催办 taken
-    assert rectify(show(case_id))["step"] == 2
+    case_id = core("notify", **notify_params(risk_level="high")).case.id  # rectify due 11/6 00:00
+    clock("2026-11-05T10:00:00+08:00")  # asked for in time …
     core("request_extension", actor=OFFICER, case_id=case_id, reason="需采购设备",
          new_due_at="2026-11-20T00:00:00+08:00")
     assert rectify(show(case_id))["due_at"] == "2026-11-06T00:00:00+08:00"  # unchanged until decided
+    sweep_at("2026-11-06T10:00:00+08:00")  # … decided after the old deadline: the 催办 went out meanwhile
+    assert rectify(show(case_id))["step"] == 2
     core("decide_extension", actor=OFFICE, case_id=case_id, approved=True, opinion="同意")
     ob = rectify(show(case_id))
     assert (ob["due_at"], ob["step"], ob["status"]) == ("2026-11-20T00:00:00+08:00", 0, "open")
     assert ob["next_action_at"] == "2026-11-19T00:00:00+08:00"  # reminder 1 working day before
     events = [e["type"] for e in show(case_id)["events"]]
-    assert events[-2:] == ["request_extension", "decide_extension"]
+    assert events[-4:] == ["request_extension", "acknowledge_urge", "rectify_urge", "decide_extension"]
+
+
+def test_extension_asked_after_the_deadline_or_approved_too_late_is_refused(org, clock):
+    clock("2026-11-02T10:00:00+08:00")
+    case_id = core("notify", **notify_params(risk_level="high")).case.id  # rectify due 11/6 00:00
+    clock("2026-11-06T09:00:00+08:00")
+    refused("request_extension", field="case_id", contains="已过", actor=OFFICER, case_id=case_id,
+            reason="来不及", new_due_at="2026-11-20T00:00:00+08:00")
+    clock("2026-11-05T10:00:00+08:00")
+    core("request_extension", actor=OFFICER, case_id=case_id, reason="需采购设备", new_due_at="2026-11-09T00:00:00+08:00")
+    clock("2026-11-10T10:00:00+08:00")  # the date asked for has passed before anyone decided
+    refused("decide_extension", field="approved", contains="2026年11月9日", actor=OFFICE, case_id=case_id,
+            approved=True, opinion="同意")
+    core("decide_extension", actor=OFFICE, case_id=case_id, approved=False, opinion="期限已过，请重新申请")
+    assert rectify(show(case_id))["due_at"] == "2026-11-06T00:00:00+08:00"
+
+
+def test_failed_verification_with_the_issuers_new_deadline(org, clock):
+    clock("2026-11-02T10:00:00+08:00")
+    case_id = core("notify", **notify_params(risk_level="high")).case.id
+    core("acknowledge", actor=OFFICER, case_id=case_id)
+    core("submit", actor=OFFICER, case_id=case_id, measures="改口令", evidence=["截图"])
+    refused("verify", field="new_due_at", actor=OFFICE, case_id=case_id, passed=True, opinion="通过",
+            new_due_at="2026-12-01T18:00:00+08:00")
+    refused("verify", field="new_due_at", actor=OFFICE, case_id=case_id, passed=False, opinion="未改",
+            new_due_at="2026-11-01T18:00:00+08:00")
+    core("verify", actor=OFFICE, case_id=case_id, passed=False, opinion="仍有弱口令", new_due_at="2026-12-01T18:00:00+08:00")
+    ob = rectify(show(case_id))
+    assert (ob["due_at"], ob["status"], ob["calendar_unconfirmed"]) == ("2026-12-01T18:00:00+08:00", "open", False)
 
 
 def test_extension_rejected_changes_nothing_but_the_record(org, clock):
@@ -407,6 +437,9 @@ class TestRefusals:
         result = core("notify", **notify_params(due_at="2027-01-20T00:00:00+08:00"))
         assert rectify(show(result.case.id))["calendar_unconfirmed"] is True
         assert any("尚未公布" in w for w in result.case.warnings)
+        # 2027-01-01 00:00 is 24:00 of 2026-12-31: a day whose calendar is known
+        result = core("notify", **notify_params(unit="SQ04", due_at="2027-01-01T00:00:00+08:00"))
+        assert rectify(show(result.case.id))["calendar_unconfirmed"] is False
 
 
 def test_a_failing_step_in_a_batch_leaves_the_other_steps_taken(org, clock, monkeypatch):
