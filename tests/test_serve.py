@@ -52,6 +52,26 @@ def test_deployment_forms_carry_chinese_titles_and_descriptions():
     assert interval.total_seconds() == 60
 
 
+def test_prefect_yaml_is_current_and_names_every_flow_with_its_schedule():
+    """deployments/prefect.yaml (work-pool deployments, SPEC §6) is the generated file, its
+    entrypoints load the flows of the same names, and its schedules are serve's."""
+    import yaml
+    from prefect.flows import load_flow_from_entrypoint
+
+    from deployments import prefect_yaml
+
+    committed = prefect_yaml.FILE.read_text(encoding="utf-8")
+    assert committed == prefect_yaml.render(), "regenerate: python -m deployments.prefect_yaml > deployments/prefect.yaml"
+    deps = {d["name"]: d for d in yaml.safe_load(committed)["deployments"]}
+    assert set(deps) == SPEC_FLOWS
+    for name, dep in deps.items():
+        assert load_flow_from_entrypoint(str(prefect_yaml.ROOT / dep["entrypoint"])).name == name
+        assert dep["work_pool"]["name"] == "dutyflow" and _has_cjk(dep["description"])
+    assert deps["sweep-deadlines"]["schedules"] == [{"interval": 60}]
+    assert deps["start-annual-assessment"]["schedules"] == [{"cron": "0 9 1 12 *", "timezone": "Asia/Shanghai"}]
+    assert sum(bool(d["schedules"]) for d in deps.values()) == 2
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
