@@ -370,7 +370,7 @@ def _remind(step: Step, ob, implied) -> None:
         title=f"关于督促{unit.name}{label}的通知", main_to=unit.name,
         context={"case_id": case.id, "unit_name": unit.name, "obligation_label": label,
                  "due_at": beijing(ob.due_at), "overdue_by": overdue_by(ob.due_at, step.recorded_at),
-                 "requirement": requirement, "step": 1},
+                 "requirement": requirement, "step": 1, "calendar_unconfirmed": ob.calendar_unconfirmed},
     )
 
 

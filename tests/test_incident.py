@@ -298,6 +298,25 @@ def test_external_report_due_by_reporter_path(org, clock, path, due):
     assert obligation(case, "external_report")["due_at"] == due  # discovered 10:00 + 1/2/4 h
 
 
+def test_summary_reminder_says_when_its_time_limit_is_in_an_unannounced_year(org, clock):
+    """A summary due in 2027 (holidays not yet announced): flagged, and the 催报通知 says so."""
+    from tasks.sweep import sweep
+
+    clock("2026-12-10T10:30:00+08:00")
+    case_id = core("report-incident", **report_params(level="general", discovered_at="2026-12-10T10:00:00+08:00")).case.id
+    core("update-incident", actor=OFFICER, case_id=case_id, note="已恢复", resolved=True)
+    summary = obligation(show(case_id), "summary_report")
+    assert summary["calendar_unconfirmed"] is True  # 30 days end 2027-01-09 (Sat), rolled Mon–Fri
+    clock("2027-01-13T09:00:00+08:00")
+    assert sweep()["acted"] == 1
+    [reminder] = [n for n in show(case_id)["notices"] if n["kind"] == "report_reminder"]
+    from models.notice import Notice
+
+    with session() as s:
+        notice = s.get(Notice, reminder["id"])
+        assert "上述时限所在年度的法定节假日安排尚未公布" in notice.text and "尚未公布" in notice.html
+
+
 def test_labels_and_ids_are_both_accepted():
     from models.incident import IncidentLevel, ReportIncidentRequest
 

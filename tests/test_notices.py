@@ -88,7 +88,8 @@ def incident_context(**over) -> dict:
 def reminder_context(**over) -> dict:
     ctx = dict(case_id=CASE_ID, unit_name="X社区", obligation_label="对外报告",
                due_at="2026年11月28日 13:00（北京时间）", overdue_by="2小时",
-               requirement="立即向省网信办报告事件情况，并将报告回执报街道网信办。", step=2)
+               requirement="立即向省网信办报告事件情况，并将报告回执报街道网信办。", step=2,
+               calendar_unconfirmed=False)
     ctx.update(over)
     return ctx
 
@@ -326,6 +327,9 @@ def test_report_reminder_renders_every_layout_element(monkeypatch):
     assert "2026年03月" not in text and "这是第2次催报" in text and "特此通知。" in html
     html1, text1 = render("report_reminder", reminder_context(letterhead=lh, step=1))
     assert "次催报" not in text1
+    assert "尚未公布" not in text
+    for out in render("report_reminder", reminder_context(letterhead=lh, calendar_unconfirmed=True)):
+        assert "上述时限所在年度的法定节假日安排尚未公布" in out
 
 
 def test_not_pinned_has_no_drill_note(monkeypatch):
@@ -345,7 +349,7 @@ def test_letterhead_refusals_and_fields():
     assert set(LAYOUT_FIELDS) <= set(lh.as_dict())
     html, text = render("report_reminder", reminder_context(letterhead=lh))
     assert "秘密★1年" in html and "秘密★1年" in text
-    assert {"letterhead", "requirement", "step"} <= required_variables("report_reminder")
+    assert {"letterhead", "requirement", "step", "calendar_unconfirmed"} <= required_variables("report_reminder")
 
 
 def test_real_outbox_queues_one_row_per_channel(db):
