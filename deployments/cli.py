@@ -85,8 +85,11 @@ def cmd_calendar(args) -> int:
     from models.db import session
 
     if args.cal_cmd == "load":
+        from tasks.reconfirm import reconfirm_deadlines
+
         with session() as s:
             result = load_calendar_file(s, args.file)
+        result["deadlines"] = reconfirm_deadlines()  # those computed with a guessed calendar
         print(json.dumps(result, ensure_ascii=False, default=str))
         return 0
     with session() as s:
@@ -158,22 +161,12 @@ def cmd_show(args) -> int:
     return 0
 
 
-def _machines() -> dict:
-    """case kind → its state machine; the four processes of SPEC §5 first, then 工作记录."""
-    from models import accountability, assessment, incident, rectification
-
-    return {m.kind: m for m in (incident.MACHINE, rectification.MACHINE, accountability.MACHINE,
-                                assessment.MACHINE, assessment.ACTIVITY)}
-
-
-PROCESS_KINDS = ("incident", "rectification", "accountability", "assessment")
-
-
 def _check_filters(s, args) -> None:
     """Refuse a filter that can match nothing because it names no kind, state or unit."""
     from models.org import get_unit
+    from models.processes import machines as process_machines
 
-    machines = _machines()
+    machines = process_machines()
     if getattr(args, "kind", None) and args.kind not in machines:
         raise DomainError(f"未知案件类别 '{args.kind}'（允许：{', '.join(machines)}）", "--kind")
     if getattr(args, "state", None):
@@ -192,6 +185,7 @@ def cmd_cases(args) -> int:
     from models.case import Case
     from models.case_view import case_json
     from models.db import session
+    from models.processes import PROCESS_KINDS
 
     with session() as s:
         _check_filters(s, args)

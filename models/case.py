@@ -77,6 +77,12 @@ class Obligation(SQLModel, table=True):
     def __mapper_args__(cls):
         return {"version_id_col": cls.__table__.c.version_id}
 
+    def set_deadline(self, deadline) -> None:
+        """Take a ``tasks.deadlines.Deadline``: due time, flag, and (while the flag is set)
+        how it was computed, so that loading the year's calendar can compute it again."""
+        self.due_at, self.calendar_unconfirmed = deadline.due_at, deadline.calendar_unconfirmed
+        self.data = {**{k: v for k, v in (self.data or {}).items() if k != "basis"}, **deadline.obligation_data()}
+
 
 class Counter(SQLModel, table=True):
     """Gapless sequences (case ids, 发文字号): incremented inside the caller's transaction."""

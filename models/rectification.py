@@ -407,8 +407,7 @@ def decide_extension(req: DecideExtensionRequest, flow_run_id: str | None = None
         if req.approved:
             ob = _open_rectify(step)
             cal = calendar(step.s)
-            deadline = fixed_deadline(new_due, cal)
-            ob.due_at, ob.calendar_unconfirmed = deadline.due_at, deadline.calendar_unconfirmed
+            ob.set_deadline(fixed_deadline(new_due, cal))
             ob.status, ob.step = ObligationStatus.open, 0
             ob.next_action_at = first_action_at(ladders()["rectify"], ob, cal)
             ob.data = {**ob.data, "extended_from": ext["old_due_at"]}

@@ -105,10 +105,10 @@ class Step:
         """Open an obligation; ``deadline`` is a ``tasks.deadlines.Deadline``."""
         ob = Obligation(
             case_id=self.case.id, unit=unit or self.case.unit, kind=kind, role=role,
-            due_at=deadline.due_at, calendar_unconfirmed=deadline.calendar_unconfirmed,
             next_action_at=deadline.due_at if next_action_at is True else (next_action_at or None),
             data=data or {},
         )
+        ob.set_deadline(deadline)
         self.s.add(ob)
         self.payload.setdefault("opened", []).append(
             {"kind": kind, "due_at": local(deadline.due_at).isoformat()}

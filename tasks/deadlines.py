@@ -18,7 +18,7 @@ from __future__ import annotations
 import calendar as _stdcal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time as dtime, timedelta
 from typing import Mapping
 
@@ -121,6 +121,14 @@ calendar_table.on_change(invalidate)
 class Deadline:
     due_at: datetime  # aware UTC
     calendar_unconfirmed: bool = False
+    #: How it was computed — ``[rule, start ISO, n]`` (``working_days``, ``days``, ``months``)
+    #: or ``["fixed", due ISO]`` — so that a deadline computed with a guessed calendar can be
+    #: computed again once the year is loaded (:func:`recompute`).
+    basis: tuple | None = field(default=None, compare=False)
+
+    def obligation_data(self) -> dict:
+        """What an obligation keeps of the deadline besides its due time: the basis, while unconfirmed."""
+        return {"basis": list(self.basis)} if self.calendar_unconfirmed and self.basis else {}
 
 
 def _aware(dt: datetime, name: str = "start") -> datetime:
@@ -153,7 +161,8 @@ def due_day(due_at: datetime) -> date:
 def fixed_deadline(due_at: datetime, cal: Calendar) -> Deadline:
     """A due time given by a person (an issuer's override, an approved extension): flagged
     when the day it ends lies in a year whose holidays are not loaded."""
-    return Deadline(_aware(due_at, "due_at").astimezone(UTC), not cal.confirmed(due_day(due_at)))
+    due_at = _aware(due_at, "due_at").astimezone(UTC)
+    return Deadline(due_at, not cal.confirmed(due_day(due_at)), ("fixed", due_at.isoformat()))
 
 
 def add_hours(start: datetime, hours: float) -> Deadline:
@@ -184,7 +193,7 @@ def add_days(start: datetime, days: int, cal: Calendar) -> Deadline:
         raise ValueError("days must be >= 0")
     last = local_date(start) + timedelta(days=days)
     last, confirmed = _roll_to_workday(last, cal)
-    return Deadline(end_of_day(last), not confirmed)
+    return Deadline(end_of_day(last), not confirmed, ("days", start.isoformat(), days))
 
 
 def _shift_months(d: date, months: int) -> date:
@@ -202,7 +211,7 @@ def add_months(start: datetime, months: int, cal: Calendar) -> Deadline:
         raise ValueError("months must be >= 0")
     last = _shift_months(local_date(start), months)
     last, confirmed = _roll_to_workday(last, cal)
-    return Deadline(end_of_day(last), not confirmed)
+    return Deadline(end_of_day(last), not confirmed, ("months", start.isoformat(), months))
 
 
 def add_working_days(start: datetime, n: int, cal: Calendar) -> Deadline:
@@ -219,9 +228,10 @@ def add_working_days(start: datetime, n: int, cal: Calendar) -> Deadline:
 
     Flagged ``calendar_unconfirmed`` when any day consulted lies in a year without data.
     """
+    basis = ("working_days", start.isoformat(), n)
     if n == 0:
         d, confirmed = _roll_to_workday(local_date(start), cal)
-        return Deadline(end_of_day(d), not confirmed)
+        return Deadline(end_of_day(d), not confirmed, basis)
     step = ONE_DAY if n > 0 else -ONE_DAY
     d = local_date(start) if n > 0 else due_day(start)
     remaining = abs(n)
@@ -236,7 +246,17 @@ def add_working_days(start: datetime, n: int, cal: Calendar) -> Deadline:
         scanned += 1
         if scanned > _MAX_SCAN_DAYS + 2 * abs(n):
             raise ValueError(f"no working day found near {d}")
-    return Deadline(end_of_day(d), not confirmed)
+    return Deadline(end_of_day(d), not confirmed, basis)
+
+
+def recompute(basis, cal: Calendar) -> Deadline:
+    """The deadline of ``basis`` (see :attr:`Deadline.basis`) with calendar ``cal``."""
+    rule, *args = basis
+    if rule == "fixed":
+        return fixed_deadline(datetime.fromisoformat(args[0]), cal)
+    start, n = datetime.fromisoformat(args[0]), int(args[1])
+    fn = {"working_days": add_working_days, "days": add_days, "months": add_months}[rule]
+    return fn(start, n, cal)
 
 
 def working_days_after_due(due_at: datetime, n: int, cal: Calendar) -> Deadline:
