@@ -13,8 +13,8 @@ channel points at a local ThreadingHTTPServer sink):
 3. Deadline sweep over N open obligations (1 % due), bulk-inserted with Core
    ``insert()`` executemany: (a) ``tasks.sweep.due(now, limit=1000)``, (b)
    ``tasks.sweep.sweep()``, (c) ``tasks.notify.deliver()`` of the queued reminders.
-4. ``tasks.notices.render('incident_report', ctx)`` calls per second (HTML + text), and
-   the HTML template alone.
+4. ``tasks.notices.render('incident_report', ctx)`` calls per second (HTML + text), the
+   HTML template alone, and the printable documents of the same notice (DOCX, PDF).
 5. Peak RSS (``resource.getrusage``).
 
 ``--postgres URL`` runs parts 1 and 3 on PostgreSQL: a database ``dutyflow_bench_<hex>``
@@ -607,6 +607,24 @@ def part4_render(n: int, prof: str | None) -> None:
         fmt="{:,.0f}")
     row("4", "HTML template renders/s", "-", html_rate, "/s", at_least=1000, fmt="{:,.0f}")
     row("4", "text template renders/s", "-", text_rate, "/s", fmt="{:,.0f}")
+
+    from models.errors import DomainError
+    from tasks import documents
+
+    for fmt, reps in (("docx", 50), ("pdf", 10)):  # the printable document of the same notice
+        try:
+            data = documents.RENDERERS[fmt](html)
+        except DomainError as exc:
+            say(f"    {fmt}: not available here ({exc.message})")
+            continue
+        t = time.perf_counter()
+        for _ in range(reps):
+            documents.RENDERERS[fmt](html)
+        per_doc = (time.perf_counter() - t) / reps
+        say(f"    {fmt}: {per_doc * 1000:,.0f} ms per notice ({len(data):,} bytes)")
+        check(f"{fmt} document is produced", data[:4] in (b"%PDF", b"PK\x03\x04"), data[:8].hex())
+        row("4", f"{fmt.upper()} documents per second (printable notice)", "-", 1 / per_doc, "/s",
+            at_least=1 if fmt == "pdf" else 10, bench_target=True, fmt="{:,.1f}")
 
 
 # --------------------------------------------------------------------------- table
