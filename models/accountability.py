@@ -8,7 +8,7 @@ facts), dismiss, decide (per-person appeal windows), appeal, decide the appeal.
 from __future__ import annotations
 
 import datetime as dt
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 
 from models import policy
 from models.case import Case, Obligation, ObligationStatus
-from models.clock import beijing, cn_date, iso, local, parse_time
+from models.clock import cn_date, iso, local, parse_time
 from models.errors import DomainError
 from models.labels import LabeledEnum
 from models.org import committee_unit, get_person, get_unit, holders, role_unit
@@ -61,9 +61,10 @@ MACHINE = Machine(
         Rule("open", "立案调查", (), "investigating"),
         Rule("accept", "采纳问责建议、立案调查", ("proposed",), "investigating"),
         Rule("dismiss", "不予问责", ("proposed",), "dismissed"),
-        Rule("decide", "作出问责决定", ("investigating",), "decided"),
-        # "closed" is listed so that a late appeal is refused with the window's end date
-        Rule("appeal", "提出申诉", ("decided", "appealed", "closed"), "appealed"),
+        # closed at once when nobody was given a form (no appeal window to wait for)
+        Rule("decide", "作出问责决定", ("investigating",), "decided", alternatives=("closed",)),
+        # not from "closed": every window has ended then (a late appeal is refused with its end date)
+        Rule("appeal", "提出申诉", ("decided", "appealed"), "appealed"),
         Rule("decide_appeal", "作出申诉处理决定", ("appealed",), "closed", alternatives=("decided", "appealed")),
         Rule("escalate", "期限到期处理", tuple(STATES), None, system_only=True, alternatives=("closed",)),
     ),
@@ -90,19 +91,37 @@ class CollectiveDecision(BaseModel):
     dissenters: list[str] = Field(default_factory=list, title="明确表示不同意见的人员", description="人员编号")
 
 
+class ChainRole(LabeledEnum):
+    """The role of a person the operator adds to the chain (the chain's own role ids)."""
+
+    involved = "当事人"
+    cyber_officer = "网络安全负责人"
+    cyber_lead = "主管网络安全的领导班子成员（直接责任人）"
+    principal = "主要负责人（第一责任人）"
+    supervisor_head = "综合协调或监管部门负责人"
+    member = "领导班子其他成员"
+
+
 class ChainEdit(BaseModel):
     """对倒查链的增删（须说明理由）。"""
 
     model_config = ConfigDict(extra="forbid")
     person: str = Field(title="人员编号")
     reason: str = Field(title="理由", min_length=2)
+    role: ChainRole = Field(default=ChainRole.involved, title="身份",
+                            description="增列人员在倒查链中的身份（移出时不填）；默认当事人")
+
+    def as_data(self) -> dict[str, str]:
+        return {"person": self.person, "reason": self.reason, "role": self.role.name}
 
 
 class OpenAccountabilityRequest(Request):
     """立案调查（逐级倒查）：采纳一项问责建议（填写 case_id），或人工立案（填写单位、情形、事实、事实发生日期、当事人）。
 
     系统按事实发生之日的岗位记录倒查：当事人 → 网络安全负责人 → 主管领导（直接责任人）→ 主要负责人（第一责任人），
-    协调监管不力的追加监管部门负责人；区分集体责任和个人责任并给出建议的问责方式。
+    协调监管不力的追加监管部门（未登记监管部门的，为网信办）负责人，上级单位对同一事实的义务同样逾期的逐级上溯；
+    区分集体责任和个人责任并给出建议的问责方式：集体决策按决策之日的任职，参与决策的主要负责人和主管网络安全的
+    班子成员承担主要领导责任，其他参与者承担重要领导责任，明确表示不同意见的和未参与决策的不承担该项决策的责任。
     """
 
     case_id: str = Field(default="", title="问责建议编号", description="采纳问责建议时填写，如 ACC-2026-0001")
@@ -111,8 +130,10 @@ class OpenAccountabilityRequest(Request):
     facts: str = Field(default="", title="基本事实")
     facts_date: str = Field(default="", title="事实发生日期", description="YYYY-MM-DD；倒查按该日在岗人员")
     involved_persons: list[str] = Field(default_factory=list, title="当事人", description="人员编号列表")
-    weak_supervision: bool = Field(default=False, title="协调监管不力", description="勾选则追加监管部门负责人")
-    collective_decision: CollectiveDecision | None = Field(default=None, title="集体决策")
+    weak_supervision: bool = Field(default=False, title="协调监管不力",
+                                   description="勾选则追加监管部门负责人（未登记监管部门的，追加网信办负责人）")
+    collective_decision: CollectiveDecision | None = Field(default=None, title="集体决策",
+                                                           description="领导班子集体决策：按决策之日的任职认定责任")
     chain_add: list[ChainEdit] = Field(default_factory=list, title="增列人员")
     chain_remove: list[ChainEdit] = Field(default_factory=list, title="移出人员")
 
@@ -125,7 +146,8 @@ class DismissAccountabilityRequest(Request):
 
 
 class RecordAccountabilityDecisionRequest(Request):
-    """记录有管理权限的党组织作出的问责决定（每人的问责方式），生成《问责决定》并送达；每人 1 个月申诉期。"""
+    """记录有管理权限的党组织作出的问责决定（每人的问责方式），生成《问责决定》并送达；被问责人员每人 1 个月申诉期，
+    无人被问责的决定作出即办结。"""
 
     case_id: str = Field(title="问责案件编号")
     forms: dict[str, list[PersonForm]] = Field(title="问责方式", description="{人员编号: [通报, 诫勉, …]}；空列表为不予问责")
@@ -134,7 +156,7 @@ class RecordAccountabilityDecisionRequest(Request):
 
 
 class FileAppealRequest(Request):
-    """被问责人员在收到问责决定 1 个月内提出申诉；申诉期间不停止决定的执行。"""
+    """被问责人员在收到问责决定 1 个月内提出申诉（期限届满或案件办结后不予受理）；申诉期间不停止决定的执行。"""
 
     case_id: str = Field(title="问责案件编号")
     person: str = Field(title="申诉人", description="人员编号")
@@ -159,7 +181,7 @@ def _chain(s: Session, case: Case, *, involved, weak, collective, add=(), remove
     facts_date = date.fromisoformat(case.data["facts_date"])
     computed = trace(s, unit=case.unit, facts_date=facts_date, involved=list(involved),
                      weak_supervision=weak, source_id=case.proposed_from)
-    edited = apply_edits(s, computed, case.unit, list(add), list(remove))
+    edited = apply_edits(s, computed, case.unit, list(add), list(remove), facts_date)
     circumstance = case.data["circumstance"]
     chain = assign_responsibility(s, edited, unit=case.unit, collective=collective, circumstance=circumstance)
     return {"computed_chain": computed, "chain": chain, "organisation_forms": organisation_forms(circumstance)}
@@ -282,8 +304,8 @@ def _check_persons(s: Session, ids, field: str) -> None:
 def open_case(req: OpenAccountabilityRequest, flow_run_id: str | None = None) -> Result:
     """Accept a proposal (case_id) or open a manual case; compute the chain (逐级倒查)."""
     collective = req.collective_decision.model_dump(mode="json") if req.collective_decision else None
-    add = [e.model_dump() for e in req.chain_add]
-    remove = [e.model_dump() for e in req.chain_remove]
+    add = [e.as_data() for e in req.chain_add]
+    remove = [{"person": e.person, "reason": e.reason} for e in req.chain_remove]
     if collective and not set(collective["dissenters"]) <= set(collective["participants"]):
         raise DomainError("明确表示不同意见的人员必须是参与决策的人员", "collective_decision.dissenters")
 
@@ -292,6 +314,9 @@ def open_case(req: OpenAccountabilityRequest, flow_run_id: str | None = None) ->
         _check_persons(s, req.involved_persons, "involved_persons")
         if collective:
             _check_persons(s, collective["participants"], "collective_decision.participants")
+            decided_on = date.fromisoformat(collective["date"])
+            if decided_on > local(step.recorded_at).date():
+                raise DomainError(f"集体决策日期 {cn_date(decided_on)} 晚于今天", "collective_decision.date")
         _check_persons(s, [e["person"] for e in add], "chain_add")
         involved = list(dict.fromkeys([*case.data.get("involved_persons", []), *req.involved_persons]))
         chained = _chain(s, case, involved=involved, weak=req.weak_supervision, collective=collective,
@@ -367,11 +392,12 @@ def decide(req: RecordAccountabilityDecisionRequest, flow_run_id: str | None = N
         case.data = {**case.data, "chain": chain, "decision": decision, "appeals": {}}
         step.open("serve_decision", add_working_days(step.effective_at, _pol("serve_decision_working_days"), cal),
                   role="principal", unit=authority.code, next_action_at=step.recorded_at)
-        window = None
-        for pid, p in decision["persons"].items():
-            if p["forms"]:
-                window = add_months(step.effective_at, _pol("appeal_window_months"), cal)
-                step.open("appeal_window", window, role="", data={"person": pid})
+        window = add_months(step.effective_at, _pol("appeal_window_months"), cal)  # the same for everyone
+        opened = [step.open("appeal_window", window, role="", data={"person": pid})
+                  for pid, p in decision["persons"].items() if p["forms"]]
+        if not opened:  # nobody may appeal: nothing to wait for (serve_decision is still swept)
+            step.next_state = "closed"
+        dissenters = set((case.data.get("collective_decision") or {}).get("dissenters", []))
         unit = get_unit(s, case.unit)
         d = case.data
         recipients = [pid for pid, p in decision["persons"].items() if p["forms"] or p["responsibility"] != "无"]
@@ -385,15 +411,48 @@ def decide(req: RecordAccountabilityDecisionRequest, flow_run_id: str | None = N
                      "persons": [{"name": c["name"] or "", "role_label": c["role_label"],
                                   "responsibility": c["responsibility"], "forms": c["decided_forms"],
                                   "suggested_forms": c["suggested_forms"], "vacant": c["vacant"],
+                                  "dissented": c["person"] in dissenters,
                                   "differs": c["decided_forms"] != c["suggested_forms"]} for c in persons],
                      "organisation_forms": decision["organisation_forms"],
-                     "appeal_deadline": cn_date(window.due_at - timedelta(seconds=1)) if window else "",
+                     "appeal_deadline": cn_date(appeal_last_day(window.due_at)),
                      "appeal_to": authority.name, "basis": BASIS, "in_force_note": "申诉期间，不停止本决定的执行"},
         )
         step.payload["forms"] = {pid: p["forms"] for pid, p in decision["persons"].items()}
 
     return transition(MACHINE, "decide", actor=req.actor, case_id=req.case_id, effective_at=req.effective_time(),
                       effect=effect, flow_run_id=flow_run_id, payload={"decided_by": req.decided_by})
+
+
+def appeal_last_day(due_at: dt.datetime) -> date:
+    """The last day of an appeal window due at ``due_at`` (24:00 of that day): the date the
+    decision prints and the date a late appeal is told."""
+    from tasks.deadlines import due_day
+
+    return due_day(due_at)
+
+
+def _late(window: Obligation) -> str:
+    return f"申诉期限已于 {cn_date(appeal_last_day(window.due_at))}（当日24时）届满，不能再提出申诉"
+
+
+def _refuse_after_close(req: "FileAppealRequest") -> None:
+    """A closed case takes no appeal (the machine refuses it); a person whose window has ended
+    is told that window's last day, as inside the case."""
+    from models.db import session
+
+    with session() as s:
+        case = s.get(Case, req.case_id)
+        if case is None or case.kind != MACHINE.kind or case.state in MACHINE.rule("appeal").source:
+            return
+        windows = s.exec(select(Obligation).where(Obligation.case_id == case.id, Obligation.kind == "appeal_window")
+                         .order_by(Obligation.id.desc())).all()
+        mine = next((o for o in windows if o.data.get("person") == req.person), None)
+        refusal = MACHINE.refuse(case, MACHINE.rule("appeal")).message
+        filed = case.data.get("appeals", {}).get(req.person)
+        if filed:
+            raise DomainError(f"{req.person} 已于 {filed['filed_at']} 提出申诉；{refusal}", "person")
+        if mine is not None:
+            raise DomainError(f"{_late(mine)}；{refusal}", "effective_at")
 
 
 def _person_obligation(step: Step, kind: str, person: str) -> Obligation | None:
@@ -415,7 +474,7 @@ def appeal(req: FileAppealRequest, flow_run_id: str | None = None) -> Result:
             raise DomainError(f"{req.person} 已于 {d['appeals'][req.person]['filed_at']} 提出申诉", "person")
         window = _person_obligation(step, "appeal_window", req.person)
         if step.effective_at > window.due_at:
-            raise DomainError(f"申诉期限已于 {beijing(window.due_at)} 届满，不能再提出申诉", "effective_at")
+            raise DomainError(_late(window), "effective_at")
         step.meet(window)
         step.open("appeal_decision", add_months(step.effective_at, _pol("appeal_decision_months"), calendar(step.s)),
                   role="principal", unit=d["decision"]["decided_by"], data={"person": req.person})
@@ -423,6 +482,7 @@ def appeal(req: FileAppealRequest, flow_run_id: str | None = None) -> Result:
                                                          "status": "pending"}}
         step.case.data = {**d, "appeals": appeals}
 
+    _refuse_after_close(req)
     return transition(MACHINE, "appeal", actor=req.actor, case_id=req.case_id, effective_at=req.effective_time(),
                       effect=effect, flow_run_id=flow_run_id, payload={"person": req.person, "reason": req.reason})
 

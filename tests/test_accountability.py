@@ -70,6 +70,42 @@ def chain_of(case: dict) -> list[tuple]:
     return [(c["person"], c["role"], c["responsibility"]) for c in case["chain"]]
 
 
+def link(case: dict, person: str) -> dict:
+    [found] = [c for c in case["chain"] if c["person"] == person]
+    return found
+
+
+def unit_without_supervisor(*codes: str) -> None:
+    """Re-load communities with no supervising unit (the 网信办 coordinates them)."""
+    from models.org import dump_org, load_org
+
+    with session() as s:
+        units = [dict(u, supervisor=None) for u in dump_org(s)["units"] if u["code"] in codes]
+        data = {"units": units, "persons": [], "posts": []}
+        load_org(s, data, yaml.safe_dump(data, allow_unicode=True))
+
+
+def rect(action: str, **params):
+    from models import rectification as r
+    from models.requests import validate_request
+
+    fn, model = {
+        "notify": (r.notify, r.NotifyRiskRequest), "acknowledge": (r.acknowledge, r.AcknowledgeRiskRequest),
+        "submit": (r.submit, r.SubmitRectificationRequest), "verify": (r.verify, r.VerifyRectificationRequest),
+    }[action]
+    return fn(validate_request(model, params))
+
+
+def notice_of(case_id: str, kind: str):
+    from sqlmodel import select
+
+    from models.notice import Notice
+
+    with session() as s:
+        [n] = s.exec(select(Notice).where(Notice.case_id == case_id, Notice.kind == kind)).all()
+        return n
+
+
 # ---------------------------------------------------------------- from the facts to the decision
 
 
@@ -146,6 +182,46 @@ def test_collective_decision_separates_main_and_important_responsibility(org):
     assert [n["kind"] for n in case["notices"]] == ["accountability_proposal"]
 
 
+def test_collective_decision_roles_are_the_posts_held_on_the_decision_date(org):
+    """A decision taken on 2026-02-15 under the former secretary p-ma-yumei: she bears 主要领导责任,
+    not the secretary in post on the facts date (p-zhu-hongwei, who did not take part); the
+    当事人 keeps 直接责任; the unit's leaders who did not take part bear none for the decision."""
+    at("2026-11-28T10:00:00+08:00")
+    result = core("open", actor=OFFICE, unit="SQ03", circumstance="c6_other", facts="2月集体决定停用网站防篡改系统，11月网站被篡改",
+                  facts_date="2026-11-10", involved_persons=[LIAISON],
+                  collective_decision={"date": "2026-02-15", "participants": ["p-ma-yumei", LEAD, MEMBERS[0]],
+                                       "dissenters": []})
+    case = show(result.case.id)
+    assert chain_of(case) == [
+        (LIAISON, "involved", "直接责任"), (OFFICER, "cyber_officer", "无"), (LEAD, "cyber_lead", "主要领导责任"),
+        (PRINCIPAL, "principal", "无"), ("p-ma-yumei", "principal", "主要领导责任"),
+        (MEMBERS[0], "member", "重要领导责任")]
+    assert "未参与2026年2月15日集体决策" in link(case, PRINCIPAL)["note"]
+    assert link(case, PRINCIPAL)["suggested_forms"] == []
+    former = link(case, "p-ma-yumei")
+    assert former["role_label"] == "决策时任主要负责人（第一责任人）"
+    assert "时任主要负责人（第一责任人）" in former["note"] and former["suggested_forms"] == ["诫勉"]
+    assert MEMBERS[1] not in [c["person"] for c in case["chain"]]  # a member who did not take part
+    # the decision names each as the chain says
+    core("decide", actor=STREET, case_id=result.case.id, decided_by="JD01",
+         forms={"p-ma-yumei": ["诫勉"], LEAD: ["诫勉"], MEMBERS[0]: ["通报"], LIAISON: ["通报"]})
+    decision = notice_of(result.case.id, "accountability_decision")
+    assert sorted(decision.recipients) == sorted(["p-ma-yumei", LEAD, MEMBERS[0], LIAISON])
+    assert "马玉梅，决策时任主要负责人（第一责任人），主要领导责任；问责方式：诫勉。" in decision.text
+    assert "朱宏伟，主要负责人（第一责任人），不承担责任（未参与该项集体决策）；问责方式：不予问责。" in decision.text
+    assert "朱宏伟同志未参与该项集体决策，不承担该项决策的责任，不予问责。" in decision.text
+    assert "明确表示不同意见" not in decision.text.split("三、问责决定")[1]
+
+
+def test_collective_decision_in_the_future_is_refused(org):
+    from support import refused
+
+    at("2026-11-28T10:00:00+08:00")
+    refused(core, "open", field="collective_decision.date", actor=OFFICE, unit="SQ03", circumstance="c6_other",
+            facts="x", facts_date="2026-11-10",
+            collective_decision={"date": "2026-12-01", "participants": [PRINCIPAL], "dissenters": []})
+
+
 def test_weak_supervision_adds_the_supervisor_head_and_a_vacant_post_shows(org):
     load([{"unit": "SQ05", "person": "p-feng-jianxin", "role": "cyber_lead", "valid_from": "2024-01-01",
            "valid_to": "2026-10-31"}])
@@ -175,12 +251,242 @@ def test_operator_edits_are_kept_beside_the_computed_chain(org):
     assert data["chain_edits"]["remove"][0]["reason"] == "事发时休产假"
 
 
-def _decided_case() -> str:
+# ---------------------------------------------------------------- weak coordination or supervision
+
+
+def test_weak_supervision_without_a_supervising_unit_falls_back_to_the_coordinating_office(org):
+    unit_without_supervisor("SQ05")
+    at("2026-11-28T10:00:00+08:00")
+    result = core("open", actor=OFFICE, unit="SQ05", circumstance="c6_other", facts="协调不力",
+                  facts_date="2026-11-10", weak_supervision=True)
+    [head] = [c for c in show(result.case.id)["chain"] if c["role"] == "supervisor_head"]
+    assert (head["person"], head["unit"], head["responsibility"]) == (OFFICE, "WXB", "领导责任")
+    assert "未登记监管部门" in head["note"] and "网信办" in head["note"]
+
+
+def _late_defacement(unit: str, day: str = "2026-11-20") -> str:
+    """A defacement reported 2.5 h after discovery (迟报): the c1 proposal, accepted 11/28."""
+    at(f"{day}T10:30:00+08:00")
+    inc = incident(unit=unit, involved_persons=[], discovered_at=f"{day}T08:00:00+08:00")
+    [proposal] = proposals(inc)
+    at("2026-11-28T10:00:00+08:00")
+    core("open", actor=OFFICE, case_id=proposal["id"])
+    return proposal["id"]
+
+
+def _on_time_incident(unit: str, category: str = "defacement") -> str:
+    at("2026-03-10T09:30:00+08:00")
+    return incident(unit=unit, category=category, level="general", involved_persons=[],
+                    discovered_at="2026-03-10T09:00:00+08:00")
+
+
+def heads(case_id: str) -> list[dict]:
+    return [c for c in show(case_id)["chain"] if c["role"] == "supervisor_head"]
+
+
+def test_derived_weak_supervision_needs_prior_knowledge_of_the_same_risk(org):
+    """SQ05 and SQ06 have no supervising department: the street 网信办 coordinates them and
+    receives their incident reports. SQ05's portal was defaced in March (the 网信办 was told)
+    and the 网信办 issued no 整改通知 on it — only one on another matter —, so November's
+    defacement adds its head. SQ06 had only a malware incident in March: another risk."""
+    unit_without_supervisor("SQ05", "SQ06")
+    march = _on_time_incident("SQ05")
+    assert proposals(march) == [] and OFFICE in notice_of(march, "incident_report").recipients
+    _on_time_incident("SQ06", category="malware")
+    at("2026-04-01T10:00:00+08:00")
+    rect("notify", actor=OFFICE, unit="SQ05", source="2026年一季度网络安全检查", risk_level="low",
+         problem="办公终端未安装防病毒软件", problem_code="AV-MISSING", requirement="安装并更新防病毒软件")
+    [head] = heads(_late_defacement("SQ05"))
+    assert (head["person"], head["unit"], head["responsibility"]) == (OFFICE, "WXB", "领导责任")
+    assert march in head["note"] and "2026年3月10日" in head["note"] and "未就此下发整改通知" in head["note"]
+    assert heads(_late_defacement("SQ06")) == []
+
+
+def test_derived_weak_supervision_is_cancelled_by_a_notice_on_that_risk(org):
+    """The 网信办 issued a 整改通知 on SQ05's March defacement (its source names the incident):
+    not weak. SQ03's supervisor (综治办) was never told of SQ03's March defacement (the report
+    went to the 网信办): no knowledge, nothing derived."""
+    unit_without_supervisor("SQ05")
+    march = _on_time_incident("SQ05")
+    at("2026-03-12T10:00:00+08:00")
+    rect("notify", actor=OFFICE, unit="SQ05", source=f"{march}事件暴露的网站安全问题", risk_level="high",
+         problem="门户网站内容管理系统存在漏洞", requirement="升级系统并加固")
+    assert heads(_late_defacement("SQ05")) == []
+    _on_time_incident("SQ03")
+    assert heads(_late_defacement("SQ03", day="2026-11-21")) == []
+
+
+# ---------------------------------------------------------------- up the territorial line
+
+
+def _unrectified(*, verify_late: bool) -> str:
+    """SQ03 is told (by the street 网信办) to fix a weak password; it reports back at once; the
+    网信办 verifies late (``verify_late``) or in time, fails the work, and SQ03 never fixes it:
+    10 working days after the new due day the sweep proposes accountability (c4). Returns the
+    proposal's id."""
+    from tasks.sweep import sweep
+
+    at("2026-06-01T10:00:00+08:00")
+    rid = rect("notify", actor=OFFICE, unit="SQ03", source="X区网安〔2026〕3号通报", risk_level="high",
+               problem="门户网站后台弱口令", problem_code="WEAK-PWD", requirement="修改口令并启用登录失败锁定").case.id
+    at("2026-06-01T11:00:00+08:00")
+    rect("acknowledge", actor=OFFICER, case_id=rid)
+    at("2026-06-02T10:00:00+08:00")
+    rect("submit", actor=OFFICER, case_id=rid, measures="已修改口令", evidence=["截图1"])  # verify due 6/5 24:00
+    if verify_late:
+        at("2026-06-08T10:00:00+08:00")
+        sweep()  # the 网信办's verification is overdue: missed, 催验收
+    else:
+        at("2026-06-04T10:00:00+08:00")
+    rect("verify", actor=OFFICE, case_id=rid, passed=False, opinion="复测仍可弱口令登录")
+    verify = [o for o in show(rid)["obligations"] if o["kind"] == "verify"][0]
+    assert (verify["status"], verify["unit"]) == ("missed" if verify_late else "met", "WXB")
+    at("2026-07-06T10:00:00+08:00")
+    sweep()
+    [proposal] = proposals(rid)
+    assert proposal["data"]["circumstance"] == "c4_concealment_or_unrectified"
+    return proposal["id"]
+
+
+STREET_LEADERS = [("p-zhao-weiguo", "cyber_officer"), ("p-li-hongmei", "cyber_lead"), (STREET, "principal")]
+
+
+def test_the_chain_climbs_to_the_street_when_its_office_also_missed_its_obligation(org):
+    pid = _unrectified(verify_late=True)
+    at("2026-07-06T11:00:00+08:00")
+    core("open", actor=OFFICE, case_id=pid)
+    case = show(pid)
+    assert chain_of(case) == [(OFFICER, "cyber_officer", "领导责任"), (LEAD, "cyber_lead", "领导责任"),
+                              (PRINCIPAL, "principal", "领导责任")] + [
+        (p, role, "领导责任") for p, role in STREET_LEADERS]  # not up to the district: it missed nothing
+    street = case["chain"][3]
+    assert street["unit"] == "JD01" and "上级单位XX街道党工委对同一事实的义务同样逾期" in street["note"]
+    assert "复核验收" in street["note"] and case["proposed_from"] in street["note"]
+
+
+def test_the_climb_stops_when_the_street_met_its_obligations(org):
+    pid = _unrectified(verify_late=False)
+    at("2026-07-06T11:00:00+08:00")
+    core("open", actor=OFFICE, case_id=pid)
+    assert chain_of(show(pid)) == [(OFFICER, "cyber_officer", "领导责任"), (LEAD, "cyber_lead", "领导责任"),
+                                   (PRINCIPAL, "principal", "领导责任")]
+
+
+def test_the_climb_follows_the_same_problem_up_to_the_district(org):
+    """The district notified the street of the same weak-password problem (WEAK-PWD); the
+    street fixed it late, and the district never verified: the chain climbs to the street and
+    then to the district (its posts are vacant in the demo org, shown as such)."""
+    from tasks.sweep import sweep
+
+    at("2026-06-01T10:00:00+08:00")
+    street = rect("notify", actor=OFFICE, unit="JD01", issuer="QU01", source="X区网安〔2026〕3号通报",
+                  risk_level="medium", problem="街道门户网站后台弱口令", problem_code="WEAK-PWD",
+                  requirement="全面排查弱口令").case.id
+    at("2026-06-17T10:00:00+08:00")  # the street acknowledges and reports late
+    rect("acknowledge", actor="p-zhao-weiguo", case_id=street)
+    rect("submit", actor="p-zhao-weiguo", case_id=street, measures="已整改", evidence=["报告"])
+    pid = _unrectified(verify_late=False)  # SQ03's own 网信办 verified in time
+    at("2026-07-06T11:00:00+08:00")
+    sweep()
+    core("open", actor=OFFICE, case_id=pid)
+    case = show(pid)
+    street_links = [c for c in case["chain"] if c["unit"] == "JD01"]
+    assert [(c["person"], c["role"]) for c in street_links] == STREET_LEADERS
+    assert street in street_links[0]["note"] and "完成整改并报送整改报告" in street_links[0]["note"]
+    district = [c for c in case["chain"] if c["unit"] == "QU01"]
+    assert [(c["role"], c["vacant"]) for c in district] == [
+        ("cyber_officer", True), ("cyber_lead", True), ("principal", True)]
+    assert "上级单位XX区对同一事实的义务同样逾期" in district[0]["note"] and "复核验收" in district[0]["note"]
+
+
+def test_collective_main_responsibility_stays_in_the_deciding_unit(org):
+    """Accepting the climbed proposal with an SQ03 collective decision: the street's principal
+    (role principal, unit JD01) keeps 领导责任 for the street's own miss, never 主要领导责任."""
+    pid = _unrectified(verify_late=True)
+    at("2026-07-06T11:00:00+08:00")
+    core("open", actor=OFFICE, case_id=pid,
+         collective_decision={"date": "2026-06-03", "participants": [PRINCIPAL, LEAD, MEMBERS[0]], "dissenters": []})
+    case = show(pid)
+    assert chain_of(case) == [(OFFICER, "cyber_officer", "无"), (LEAD, "cyber_lead", "主要领导责任"),
+                              (PRINCIPAL, "principal", "主要领导责任")] + [
+        (p, role, "领导责任") for p, role in STREET_LEADERS] + [(MEMBERS[0], "member", "重要领导责任")]
+
+
+# ---------------------------------------------------------------- operator edits
+
+
+def test_an_added_person_takes_the_role_given(org):
+    from support import refused
+
+    at("2026-11-28T10:00:00+08:00")
+    result = core("open", actor=OFFICE, unit="SQ03", circumstance="c5_obstruction", facts="拒不配合调查",
+                  facts_date="2026-11-10", chain_add=[
+                      {"person": MEMBERS[0], "reason": "实际分管网络安全", "role": "主管网络安全的领导班子成员（直接责任人）"},
+                      {"person": "p-huang-guoqing", "reason": "未督促整改", "role": "supervisor_head"},
+                      {"person": MEMBERS[1], "reason": "删除日志"}])
+    case = show(result.case.id)
+    assert chain_of(case)[-3:] == [(MEMBERS[0], "cyber_lead", "领导责任"),
+                                   ("p-huang-guoqing", "supervisor_head", "领导责任"),
+                                   (MEMBERS[1], "involved", "直接责任")]
+    assert link(case, MEMBERS[0])["role_label"] == "主管网络安全的领导班子成员（直接责任人）"
+    assert link(case, "p-huang-guoqing")["unit"] == "ZHB" and link(case, MEMBERS[1])["note"] == "经办人增列：删除日志"
+    assert [e["role"] for e in case["data"]["chain_edits"]["add"]] == ["cyber_lead", "supervisor_head", "involved"]
+    err = refused(core, "open", field="chain_add.0.role", actor=OFFICE, unit="SQ03", circumstance="c5_obstruction",
+                  facts="x", facts_date="2026-11-10", chain_add=[{"person": MEMBERS[0], "reason": "分管", "role": "组长"}])
+    assert "当事人" in err.message
+
+
+# ---------------------------------------------------------------- decision and appeal
+
+
+def test_a_decision_with_no_forms_closes_at_once(org, sink):
+    from tasks.notify import deliver
+    from tasks.sweep import sweep
+
     at("2026-03-05T10:00:00+08:00")
     cid = core("open", actor=OFFICE, unit="SQ03", circumstance="c6_other", facts="事实", facts_date="2026-02-20",
                involved_persons=[LIAISON]).case.id
-    core("decide", actor=STREET, case_id=cid, decided_by="JD01", forms={LIAISON: ["诫勉"], "p-ma-yumei": ["通报"]})
+    out = core("decide", actor=STREET, case_id=cid, decided_by="JD01", forms={})
+    assert out.case.state == "closed"
+    case = show(cid)
+    assert [o["kind"] for o in case["obligations"]] == ["serve_decision"]  # no appeal window to wait for
+    assert case["events"][-1]["to_state"] == "closed"
+    decision = notice_of(cid, "accountability_decision")
+    assert decision.context["appeal_deadline"] == "2026年4月7日" and "（2026年4月7日前）" in decision.text
+    deliver()
+    sweep()  # the decision is still served after the case closed
+    case = show(cid)
+    assert case["state"] == "closed" and [o["status"] for o in case["obligations"]] == ["met"]
+    from support import refused
+
+    err = refused(core, "appeal", actor=LIAISON, case_id=cid, person=LIAISON, reason="不服")
+    assert "closed（已办结）" in err.message
+
+
+def _decided_case(**more_forms) -> str:
+    at("2026-03-05T10:00:00+08:00")
+    cid = core("open", actor=OFFICE, unit="SQ03", circumstance="c6_other", facts="事实", facts_date="2026-02-20",
+               involved_persons=[LIAISON]).case.id
+    core("decide", actor=STREET, case_id=cid, decided_by="JD01",
+         forms={LIAISON: ["诫勉"], "p-ma-yumei": ["通报"], **more_forms})
     return cid
+
+
+def _obligations(case_id: str) -> list[dict]:
+    from sqlmodel import select
+
+    from models.case import Obligation
+
+    with session() as s:
+        return [{"kind": o.kind, "status": o.status, "due_at": o.due_at, "met_at": o.met_at,
+                 "person": o.data.get("person")}
+                for o in s.exec(select(Obligation).where(Obligation.case_id == case_id).order_by(Obligation.id)).all()]
+
+
+def _others_of(obligations: list[dict], person: str) -> list[tuple]:
+    """Every obligation but the appellant's own appeal window and appeal decision."""
+    return [(o["kind"], o["status"], o["due_at"], o["met_at"]) for o in obligations
+            if not (o["kind"] in ("appeal_window", "appeal_decision") and o["person"] == person)]
 
 
 def test_appeal_inside_the_window_keeps_the_decision_in_force(org, sink):
@@ -194,21 +500,33 @@ def test_appeal_inside_the_window_keeps_the_decision_in_force(org, sink):
     assert [o["status"] for o in case["obligations"] if o["kind"] == "serve_decision"] == ["met"]
     window = [o for o in case["obligations"] if o["kind"] == "appeal_window"][0]
     assert window["due_at"] == "2026-04-08T00:00:00+08:00"  # 4/5 + 清明 (4/4–4/6) → 4/7 24:00
+    printed = notice_of(cid, "accountability_decision").context["appeal_deadline"]
+    assert printed == "2026年4月7日"
+    decision, chain, obligations = case["data"]["decision"], case["chain"], _obligations(cid)
     at("2026-04-07T16:00:00+08:00")
     assert core("appeal", actor=LIAISON, case_id=cid, person=LIAISON, reason="事实认定有误").case.state == "appealed"
     case = show(cid)
-    assert case["data"]["decision"]["in_force"] is True
-    assert case["data"]["decision"]["persons"][LIAISON]["forms"] == ["诫勉"]
-    at("2026-04-08T10:00:00+08:00")
+    # not suspended: the decision, its forms and the chain are exactly as decided; only the
+    # appellant's window is used and an appeal decision is due
+    assert case["data"]["decision"] == decision and decision["in_force"] is True
+    assert case["data"]["decision"]["persons"][LIAISON]["forms"] == ["诫勉"] and case["chain"] == chain
+    assert _others_of(_obligations(cid), LIAISON) == _others_of(obligations, LIAISON)
+    mine = [o for o in _obligations(cid) if o["person"] == LIAISON]
+    assert [(o["kind"], o["status"]) for o in mine] == [("appeal_window", "met"), ("appeal_decision", "open")]
+    at("2026-04-08T10:00:00+08:00")  # p-ma-yumei's window ended at 4/7 24:00 (the sweep has not closed it yet)
     before = db_state()
     with pytest.raises(DomainError) as info:
         core("appeal", actor=OFFICE, case_id=cid, person="p-ma-yumei", reason="不服")  # recorded by the office
-    assert "2026年4月8日 00:00（北京时间）" in info.value.message and "届满" in info.value.message
+    assert f"{printed}（当日24时）届满" in info.value.message and "4月8日" not in info.value.message
     assert db_state() == before
     out = core("decide_appeal", actor=STREET, case_id=cid, person=LIAISON, upheld=True, opinion="维持")
     assert out.case.state == "decided"  # p-ma-yumei's window has not been closed by the sweep yet
+    assert show(cid)["data"]["decision"] == decision  # upheld: unchanged, still in force
     sweep()
     assert show(cid)["state"] == "closed"
+    from support import refused
+
+    refused(core, "appeal", field="person", contains="已于", actor=LIAISON, case_id=cid, person=LIAISON, reason="再次申诉")
     from models.audit import verify
 
     with session() as s:
@@ -216,6 +534,38 @@ def test_appeal_inside_the_window_keeps_the_decision_in_force(org, sink):
     events = [e["type"] for e in show(cid)["events"]]
     assert events[:2] == ["open", "decide"] and "appeal" in events and "decide_appeal" in events
     assert "appeal_window_closed" in events
+
+
+def test_an_appeal_that_changes_the_decision_touches_only_the_appellant(org):
+    cid = _decided_case(**{LEAD: ["通报"]})
+    decision = show(cid)["data"]["decision"]
+    at("2026-03-20T10:00:00+08:00")
+    core("appeal", actor=LIAISON, case_id=cid, person=LIAISON, reason="事实认定有误")
+    assert show(cid)["data"]["decision"] == decision
+    out = core("decide_appeal", actor=STREET, case_id=cid, person=LIAISON, upheld=False, opinion="改为通报")
+    assert out.case.state == "decided"  # the other windows are still open
+    after = show(cid)["data"]["decision"]
+    assert after["in_force"] is True and after["persons"][LIAISON]["changed_by_appeal"] == "改为通报"
+    assert {k: v for k, v in after["persons"].items() if k != LIAISON} == {
+        k: v for k, v in decision["persons"].items() if k != LIAISON}
+    assert show(cid)["data"]["appeals"][LIAISON]["status"] == "changed"
+
+
+def test_a_late_appeal_after_the_sweep_closed_the_case_is_refused_with_the_windows_end(org):
+    from support import refused
+    from tasks.sweep import sweep
+
+    cid = _decided_case()
+    printed = notice_of(cid, "accountability_decision").context["appeal_deadline"]
+    at("2026-04-08T10:00:00+08:00")
+    sweep()
+    assert show(cid)["state"] == "closed"
+    err = refused(core, "appeal", field="effective_at", contains=f"申诉期限已于 {printed}（当日24时）届满",
+                  actor=LIAISON, case_id=cid, person=LIAISON, reason="不服")
+    assert "closed（已办结）" in err.message and "4月8日" not in err.message
+    # someone the decision did not name is refused by the state machine
+    err = refused(core, "appeal", actor=OFFICER, case_id=cid, person=OFFICER, reason="不服")
+    assert "closed（已办结）" in err.message
 
 
 def test_dismissal_needs_a_reason(org):
@@ -263,32 +613,3 @@ class TestRefusals:
         self.refused("open", field="collective_decision.dissenters", actor=OFFICE, unit="SQ03", circumstance="c6_other",
                      facts="x", facts_date="2026-11-10",
                      collective_decision={"date": "2026-10-01", "participants": [PRINCIPAL], "dissenters": [LEAD]})
-
-
-def test_weak_supervision_is_derived_when_the_supervisor_knew_and_issued_nothing(org):
-    """ZHB supervises SQ05. Its staff were notified of an SQ05 case and ZHB issued no 整改通知:
-    the chain adds ZHB's head without the operator's flag; after ZHB issues one, it does not."""
-    from models import rectification as r
-    from models.db import session as db_session
-    from models.notice import Notice
-    from models.requests import validate_request
-
-    at("2026-06-01T10:00:00+08:00")
-    rect = r.notify(validate_request(r.NotifyRiskRequest, dict(
-        actor=OFFICE, unit="SQ05", source="检查", risk_level="low", problem="弱口令", requirement="整改")))
-    with db_session() as s:  # the 整改通知 was copied to the supervisor's head
-        notice = s.get(Notice, rect.notices[0].id)
-        from tasks.notify import queue_notifications
-
-        notice.recipients = [*notice.recipients, "p-huang-guoqing"]
-        queue_notifications(s, notice)
-    at("2026-11-28T10:00:00+08:00")
-    derived = core("open", actor=OFFICE, unit="SQ05", circumstance="c6_other", facts="监管缺位", facts_date="2026-11-10")
-    heads = [c for c in show(derived.case.id)["chain"] if c["role"] == "supervisor_head"]
-    assert [h["person"] for h in heads] == ["p-huang-guoqing"] and "未下发整改通知" in heads[0]["note"]
-    at("2026-09-01T10:00:00+08:00")
-    r.notify(validate_request(r.NotifyRiskRequest, dict(
-        actor=OFFICE, unit="SQ05", source="检查", risk_level="low", problem="弱口令", requirement="整改", issuer="ZHB")))
-    at("2026-11-28T10:00:00+08:00")
-    again = core("open", actor=OFFICE, unit="SQ05", circumstance="c6_other", facts="同上", facts_date="2026-11-10")
-    assert "supervisor_head" not in [c["role"] for c in show(again.case.id)["chain"]]

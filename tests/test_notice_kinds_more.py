@@ -68,10 +68,11 @@ APPEAL_DEADLINE = "2026年12月28日"
 APPEAL_TO = "中共X街道工作委员会"
 
 
-def person(name, role_label, responsibility, forms, suggested=None, *, differs=False, vacant=False):
+def person(name, role_label, responsibility, forms, suggested=None, *, differs=False, vacant=False,
+           dissented=False):
     return {"name": name, "role_label": role_label, "responsibility": responsibility, "forms": list(forms),
             "suggested_forms": list(forms if suggested is None else suggested), "differs": differs,
-            "vacant": vacant}
+            "vacant": vacant, "dissented": dissented}
 
 
 PERSONS = [
@@ -79,7 +80,7 @@ PERSONS = [
     person("", "网络安全负责人", "", [], vacant=True),
     person("周八", "主管网络安全的领导班子成员（直接责任人）", "主要领导责任", ["组织调整或者组织处理"]),
     person("赵六", "主要负责人（第一责任人）", "主要领导责任", ["诫勉"]),
-    person("吴九", "领导班子成员", "无", []),
+    person("吴九", "领导班子成员", "无", [], dissented=True),
     person("郑十", "领导班子成员", "重要领导责任", [], ["通报"], differs=True),
 ]
 
@@ -224,6 +225,21 @@ def test_decision_dissenter_bears_no_responsibility():
     assert "<td>无</td>" not in html and "，无；" not in text
 
 
+def test_decision_leader_who_did_not_take_part_is_not_called_a_dissenter():
+    """无 without a recorded dissent: a leader of the unit who did not take part in the
+    collective decision (SOURCE 四（五）: only participants bear responsibility for it)."""
+    persons = [dict(p) for p in PERSONS]
+    persons[3] = person("赵六", "主要负责人（第一责任人）", "无", [])
+    html, text = both("accountability_decision", decision_ctx(persons=persons))
+    for out in (html, text):
+        assert "赵六同志未参与该项集体决策，不承担该项决策的责任，不予问责。" in out
+        assert "赵六同志在决策时明确表示不同意见" not in out
+        assert "吴九同志在决策时明确表示不同意见，不承担责任，不予问责。" in out
+        assert "未参与决策的不承担该项决策的领导责任" in out and "以决策之日的任职为准" in out
+    assert "　　4. 赵六，主要负责人（第一责任人），不承担责任（未参与该项集体决策）；问责方式：不予问责。" in text
+    assert "<td>赵六</td><td>主要负责人（第一责任人）</td><td>不承担责任（未参与该项集体决策）</td>" in html
+
+
 def test_decision_vacant_post_is_listed_without_forms():
     html, text = both("accountability_decision", decision_ctx())
     for out in (html, text):
@@ -263,7 +279,7 @@ def test_decision_nothing_decided():
 def test_decision_is_not_upward_and_person_keys_are_required():
     lh = letterhead("accountability_decision", signer="王五")
     assert lh.signer == "" and not lh.upward and lh.doc_type == "决定"
-    for key in ("name", "role_label", "responsibility", "forms", "suggested_forms", "differs", "vacant"):
+    for key in ("name", "role_label", "responsibility", "forms", "suggested_forms", "differs", "vacant", "dissented"):
         persons = [dict(p) for p in PERSONS]
         for p in persons:
             del p[key]
