@@ -407,6 +407,9 @@ def run_profiled(fn):
 def time_supervision(backend: str, at) -> None:
     """Time the accountability chain's derived-weak-supervision check once, as a proposal runs
     it (``tasks.tracing.supervision_was_weak``), on this database (read-only)."""
+    from sqlmodel import select
+
+    from models.case import Case
     from models.clock import local
     from models.db import session
     from models.org import get_unit
@@ -417,8 +420,10 @@ def time_supervision(backend: str, at) -> None:
     for _ in range(3):
         with session() as s:
             unit = get_unit(s, COMMUNITIES[0])
+            source = s.exec(select(Case).where(Case.kind == "rectification", Case.unit == unit.code)
+                            .order_by(Case.id).limit(1)).first()  # the facts a proposal traces
             t = time.perf_counter()
-            answer = supervision_was_weak(s, unit, on)
+            answer = supervision_was_weak(s, unit, on, source)
             runs.append(time.perf_counter() - t)
     say(f"    tasks.tracing.supervision_was_weak({unit.code}, {on}) (part of each proposal): first "
         f"{runs[0] * 1000:,.1f} ms, median {statistics.median(runs) * 1000:,.1f} ms; answer {answer!r}")

@@ -65,7 +65,8 @@ def write_deferred(s: Session) -> int:
         by_table.setdefault(table, []).extend(rows)
     conn = s.connection()
     for table, rows in by_table.items():
-        conn.execute(table.insert(), rows)
+        if rows:
+            conn.execute(table.insert(), rows)
     return sum(len(r) for r in by_table.values())
 
 
