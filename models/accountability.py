@@ -107,7 +107,7 @@ class ChainEdit(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     person: str = Field(title="人员编号")
-    reason: str = Field(title="理由", min_length=2)
+    reason: str = Field(title="理由", min_length=1)
     role: ChainRole = Field(default=ChainRole.involved, title="身份",
                             description="增列人员在倒查链中的身份（移出时不填）；默认当事人")
 
@@ -142,7 +142,7 @@ class DismissAccountabilityRequest(Request):
     """不予问责：对问责建议作出不予问责的决定（须说明理由）。"""
 
     case_id: str = Field(title="问责建议编号")
-    reason: str = Field(title="理由", min_length=2)
+    reason: str = Field(title="理由", min_length=1)
 
 
 class RecordAccountabilityDecisionRequest(Request):
@@ -160,7 +160,7 @@ class FileAppealRequest(Request):
 
     case_id: str = Field(title="问责案件编号")
     person: str = Field(title="申诉人", description="人员编号")
-    reason: str = Field(title="申诉理由", min_length=2)
+    reason: str = Field(title="申诉理由", min_length=1)
 
 
 class DecideAppealRequest(Request):

@@ -52,6 +52,7 @@ from models.case import Case, Obligation, ObligationStatus
 from models.clock import TZ, cn_date, now
 from models.notice import Notice
 from models.org import OrgUnit, Person, ancestors, get_unit, holders, posts_of, role_unit
+from models.processes import obligation_label
 
 ROLE_LABELS = {
     "involved": "当事人",
@@ -221,14 +222,6 @@ def _offices(s: Session, parent: str) -> list[str]:
     return list(s.exec(select(OrgUnit.code).where(OrgUnit.parent == parent, OrgUnit.kind == "department")).all())
 
 
-def _obligation_label(case: Case, kind: str) -> str:
-    from models import accountability, incident, rectification
-
-    labels = {"incident": incident.OBLIGATION_LABELS, "rectification": rectification.OBLIGATION_LABELS,
-              "accountability": accountability.OBLIGATION_LABELS}.get(case.kind, {})
-    return labels.get(kind, kind)
-
-
 def parent_missed(s: Session, cases: list[Case], parent: str) -> list[str]:
     """The parent's own obligations on the same facts that were missed: obligations of
     ``cases`` at ``parent`` or one of its offices, missed or still open past due. Returns
@@ -236,16 +229,15 @@ def parent_missed(s: Session, cases: list[Case], parent: str) -> list[str]:
     if not cases:
         return []
     units = [parent, *_offices(s, parent)]
-    by_id = {c.id: c for c in cases}
     rows = s.exec(select(Obligation).where(
-        Obligation.case_id.in_(list(by_id)), Obligation.unit.in_(units),
+        Obligation.case_id.in_([c.id for c in cases]), Obligation.unit.in_(units),
         or_(Obligation.status == ObligationStatus.missed,
             and_(Obligation.status == ObligationStatus.open, Obligation.due_at <= now())))
         .order_by(Obligation.due_at, Obligation.id)).all()
     out = []
     for ob in rows:
         where = get_unit(s, ob.unit).name
-        out.append(f"{ob.case_id} {_obligation_label(by_id[ob.case_id], ob.kind)}（{where}）")
+        out.append(f"{ob.case_id} {obligation_label(ob.kind)}（{where}）")
     return list(dict.fromkeys(out))
 
 
