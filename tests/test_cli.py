@@ -111,6 +111,21 @@ def test_report_show_ledger_sweep_audit(db, harness_env, sink, tmp_path):
     assert "审计链完整" in cli("audit", "verify", env=env).stdout
 
 
+def test_cases_lists_the_four_processes_and_activities_only_when_asked(db, harness_env):
+    cli("init", "--demo")
+    env = {**harness_env, "DUTYFLOW_NOW": "2026-11-28T10:30:00+08:00"}
+    activity = {"actor": "p-guo-tao", "unit": "SQ03", "kind": "meeting", "date": "2026-11-20",
+                "title": "网络安全专题会议", "participants": ["p-zhu-hongwei"]}
+    act_id = cli_json("run", "record-activity", "--params", json.dumps(activity, ensure_ascii=False), env=env)["case_id"]
+    risk = {"actor": "p-sun-jianhua", "unit": "SQ03", "source": "X区网安〔2026〕3号通报", "risk_level": "low",
+            "problem": "弱口令", "requirement": "修改口令"}
+    rct_id = cli_json("run", "notify-risk", "--params", json.dumps(risk, ensure_ascii=False), env=env)["case_id"]
+    listed = cli_json("cases", "--json", env=env)
+    assert [c["id"] for c in listed] == [rct_id]  # 工作记录 are records, not cases of SPEC §5
+    assert {c["kind"] for c in listed} <= {"incident", "rectification", "accountability", "assessment"}
+    assert [c["id"] for c in cli_json("cases", "--kind", "activity", "--json", env=env)] == [act_id]
+
+
 def test_run_bad_input_exits_2_with_one_line_and_writes_nothing(db, harness_env):
     cli("init", "--demo")
     before = db_state()
