@@ -5,14 +5,14 @@ Where is the 约谈 step decided? Here: ``ladders()`` below, with its figures in
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 from pydantic import Field
 from sqlmodel import select
 
 from models import policy
 from models.case import Case, Obligation, ObligationStatus
-from models.clock import beijing, cn_date, iso, local, parse_time
+from models.clock import TZ, beijing, cn_date, iso, local, parse_time
 from models.errors import DomainError
 from models.incident import unit_leaders
 from models.labels import LabeledEnum
@@ -235,10 +235,13 @@ def _proposal(step: Step, ob: Obligation, implied) -> None:
 
 
 def recurrence(s, unit: str, code: str, at: datetime, exclude: str | None = None) -> list[Case]:
-    """Earlier rectifications of the same problem code at the same unit within 12 months."""
+    """Earlier rectifications of the same problem code at the same unit within the policy's
+    months (12: from the same date a year before, Beijing time)."""
+    from tasks.deadlines import local_date, shift_months
+
     if not code:
         return []
-    since = at - timedelta(days=_pol("recurrence_days", default=365))
+    since = datetime.combine(shift_months(local_date(at), -_pol("recurrence_months", default=12)), time(0), tzinfo=TZ)
     rows = s.exec(select(Case).where(Case.kind == "rectification", Case.unit == unit,
                                      Case.created_at >= since, Case.created_at <= at)).all()
     return [c for c in rows if c.data.get("problem_code") == code and c.id != exclude]
@@ -275,7 +278,8 @@ def notify(req: NotifyRiskRequest, flow_run_id: str | None = None) -> Result:
         recur_text = ""
         if earlier:
             last = max(earlier, key=lambda c: c.created_at)
-            recur_text = (f"该问题（编码 {req.problem_code}）12个月内在本单位第{len(earlier) + 1}次出现"
+            recur_text = (f"该问题（编码 {req.problem_code}）{_pol('recurrence_months', default=12)}个月内"
+                          f"在本单位第{len(earlier) + 1}次出现"
                           f"（上次：{last.id}，{beijing(last.created_at)}），属重复发生问题。")
             step.warn(f"重复发生：{recur_text}")
         ack = add_working_days(eff, _pol("acknowledge_working_days"), cal)

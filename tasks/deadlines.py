@@ -196,7 +196,8 @@ def add_days(start: datetime, days: int, cal: Calendar) -> Deadline:
     return Deadline(end_of_day(last), not confirmed, ("days", start.isoformat(), days))
 
 
-def _shift_months(d: date, months: int) -> date:
+def shift_months(d: date, months: int) -> date:
+    """The corresponding date ``months`` later (earlier if negative), clamped to the month's end."""
     idx = d.year * 12 + (d.month - 1) + months
     year, month = divmod(idx, 12)
     month += 1
@@ -209,7 +210,7 @@ def add_months(start: datetime, months: int, cal: Calendar) -> Deadline:
     """
     if months < 0:
         raise ValueError("months must be >= 0")
-    last = _shift_months(local_date(start), months)
+    last = shift_months(local_date(start), months)
     last, confirmed = _roll_to_workday(last, cal)
     return Deadline(end_of_day(last), not confirmed, ("months", start.isoformat(), months))
 

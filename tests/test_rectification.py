@@ -394,7 +394,15 @@ def test_recurrence_within_12_months_is_flagged_on_the_case_and_the_notice(org, 
     assert other_unit.case.data["recurrence"] == [] and not other_unit.case.warnings
     with session() as s:
         text = s.get(Notice, second.notices[0].id).text
-    assert "重复发生" in text and first in text
+    assert "重复发生" in text and first in text and "12个月内" in text
+    clock("2027-03-02T10:00:00+08:00")  # twelve months after the first, to the day: still within
+    assert core("notify", **notify_params(unit="SQ05")).case.data["recurrence"] == []
+    with session() as s:
+        from models.rectification import recurrence
+        from models.clock import parse_time
+
+        assert [c.id for c in recurrence(s, "SQ03", "WEAK-PWD", parse_time("2027-03-02T09:00:00+08:00"))] == [first, second.case.id]
+        assert [c.id for c in recurrence(s, "SQ03", "WEAK-PWD", parse_time("2027-03-03T09:00:00+08:00"))] == [second.case.id]
 
 
 # ---------------------------------------------------------------- refusals
