@@ -1,13 +1,17 @@
 """年度检查考核 — the annual assessment cycle (SPEC 3.4), and the activity records that feed it.
 
 One cycle per year (a case of kind ``assessment``) with one ``assessment_unit`` row per
-assessed unit. Automatic points come from the year's records (tasks/scoring.py, in bulk);
-units self-assess, assessors score the manual items, and publishing ranks and grades them
-(veto → 不合格) and writes the export for the secretaries' year-end evaluation.
+assessed unit. Automatic points come from the year's records (tasks/scoring.py, in bulk):
+computed at the start over the records so far, and again at publication over the whole
+year (up to 31 Dec 24:00 Beijing time, or the publication when earlier), the start's
+figures kept beside and every change spelled out. Units self-assess, assessors score the
+manual items, and publishing ranks and grades them (veto → 不合格) and writes the export for
+the secretaries' year-end evaluation.
 """
 from __future__ import annotations
 
 import datetime as dt
+import math
 from datetime import datetime
 from typing import Callable
 
@@ -18,7 +22,7 @@ from sqlmodel import Session, SQLModel, select
 
 from models import policy
 from models.case import Case, Obligation, _dt
-from models.clock import beijing, cn_date, iso, local
+from models.clock import beijing, cn_date, iso, local, parse_time
 from models.db import JSONDict
 from models.errors import DomainError
 from models.labels import LabeledEnum
@@ -152,9 +156,14 @@ def _rows(s: Session, cycle_id: str) -> dict[str, AssessmentUnit]:
 
 
 def _check_scores(scores: dict[str, float], items: dict[str, dict], field: str) -> None:
+    """Each score names a known item and is a finite number within 0–max (NaN and ±inf,
+    which JSON parsers let through, are refused: NaN compares false and would pass a range check)."""
     for iid, value in scores.items():
         if iid not in items:
             raise DomainError(f"未知考核项 '{iid}'（可评：{', '.join(items)}）", f"{field}.{iid}")
+        if not math.isfinite(value):
+            raise DomainError(f"{items[iid]['item']} 得分 {value!r} 不是有效数字，应为 0–{items[iid]['max_points']:g} 之间的数",
+                              f"{field}.{iid}")
         if value < 0 or value > items[iid]["max_points"]:
             raise DomainError(f"{items[iid]['item']} 得分 {value:g} 超出范围 0–{items[iid]['max_points']:g}",
                               f"{field}.{iid}")
@@ -182,7 +191,7 @@ def start(req: StartAssessmentRequest, flow_run_id: str | None = None,
     """One cycle per year (a second start returns the existing one): a row per unit with
     its automatic points (bulk), the 考核通知, and a `self_assessment` obligation per unit."""
     from tasks.deadlines import add_working_days, calendar
-    from tasks.scoring import compute_auto
+    from tasks.scoring import compute_auto, year_cutoff
 
     from models.clock import now
 
@@ -206,7 +215,9 @@ def start(req: StartAssessmentRequest, flow_run_id: str | None = None,
         due = add_working_days(step.effective_at, policy.get("assessment", "self_assessment_working_days", default=10), cal)
         from models.ladder import first_action_at
 
-        auto = compute_auto(s, cat, year, units, progress)  # a few bulk queries for all units
+        cutoff = year_cutoff(year, step.effective_at)  # the year's records so far
+        case.data = {**case.data, "auto_cutoff": iso(cutoff)}
+        auto = compute_auto(s, cat, year, units, progress, cutoff=cutoff)  # a few bulk queries for all units
         s.flush()
         s.execute(insert(AssessmentUnit.__table__), [
             {"cycle_id": case.id, "unit": u, "auto": auto[u], "self_scores": {}, "manual": {}} for u in units])
@@ -217,6 +228,8 @@ def start(req: StartAssessmentRequest, flow_run_id: str | None = None,
              "step": 0, "due_at": due.due_at, "next_action_at": first, "met_at": None,
              "calendar_unconfirmed": due.calendar_unconfirmed, "data": {}, "version_id": 1} for u in units])
         step.payload["opened"] = [{"kind": "self_assessment", "units": len(units), "due_at": iso(due.due_at)}]
+        if due.calendar_unconfirmed:
+            step.warn(f"自评期限 {beijing(due.due_at)} 所在年度的节假日安排尚未公布，期限按周一至周五计算，可能调整")
         on = local(step.recorded_at).date()
         committee = committee_unit(s, units[0]) or get_unit(s, units[0])
         names = {u.code: u.name for u in s.exec(select(OrgUnit).where(OrgUnit.code.in_(units))).all()}
@@ -226,7 +239,7 @@ def start(req: StartAssessmentRequest, flow_run_id: str | None = None,
             "assessment_notice", issuer=committee, recipients=recipients,
             title=f"关于开展{year}年度网络安全工作责任制检查考核的通知", main_to="各社区党委",
             context={"year": year, "cycle_id": case.id, "units": [names[u] for u in units],
-                     "self_assessment_due": beijing(due.due_at),
+                     "self_assessment_due": beijing(due.due_at), "calendar_unconfirmed": due.calendar_unconfirmed,
                      "criteria": [{"category": it["category"], "item": it["item"], "max_points": it["max_points"],
                                    "method_label": "系统自动计分" if it["method"] == "auto" else "人工评分",
                                    "requirement": it.get("requirement", "")} for it in cat["items"]],
@@ -300,7 +313,8 @@ def _self_reminder(requirement: str):
             title=f"关于督促{unit.name}提交年度考核自评的通知", main_to=unit.name,
             context={"case_id": step.case.id, "unit_name": unit.name, "obligation_label": "年度考核自评",
                      "due_at": beijing(ob.due_at), "overdue_by": overdue_by(ob.due_at, step.recorded_at),
-                     "requirement": requirement, "step": ob.step + 1 + len(implied)},
+                     "requirement": requirement, "step": ob.step + 1 + len(implied),
+                     "calendar_unconfirmed": ob.calendar_unconfirmed},
         )
     return act
 
@@ -361,6 +375,9 @@ def score(req: ScoreAssessmentRequest, flow_run_id: str | None = None) -> Result
             if missing:
                 raise DomainError(f"{entry.unit} 缺少人工评分项：{', '.join(missing)}", f"table[{i}].scores")
             _check_scores(entry.bonus, bonus, f"table[{i}].bonus")
+            if entry.falsified and _falsified_veto(step.case.data["catalogue"]) is None:
+                raise DomainError("本年度考核指标未设“考核材料弄虚作假”一票否决项（规则 veto_falsified），不能据此否决",
+                                  f"table[{i}].falsified")
             row = rows[entry.unit]
             row.manual = {"scores": dict(entry.scores), "bonus": dict(entry.bonus), "falsified": entry.falsified,
                           "note": entry.note, "by": step.actor}
@@ -372,13 +389,21 @@ def score(req: ScoreAssessmentRequest, flow_run_id: str | None = None) -> Result
                       effective_at=req.effective_time(), effect=effect, flow_run_id=flow_run_id)
 
 
+def _falsified_veto(cat: dict) -> dict | None:
+    """The catalogue's veto item for falsified records (found by the assessors), if any."""
+    return next((v for v in cat.get("veto") or [] if v.get("rule") == "veto_falsified"), None)
+
+
 def results(s: Session, case: Case, stored: dict[str, AssessmentUnit] | None = None) -> list[dict]:
-    """Each unit's score, grade, rank and deductions (computed; stored at publication, with
-    the secretary). ``stored``: the cycle's rows, when the caller has loaded them."""
-    from tasks.scoring import deduction_lines, grade_of, rank
+    """Each unit's score, grade, rank, deductions and what changed in its automatic figures
+    since the start (computed; stored at publication, with the secretary). ``stored``: the
+    cycle's rows, when the caller has loaded them."""
+    from tasks.scoring import auto_changes, deduction_lines, grade_of, in_order, rank
 
     cat = case.data["catalogue"]
     bonus_cap = policy.get("assessment", "bonus_cap", default=5)
+    cap = float(cat.get("total", 100))
+    falsified = _falsified_veto(cat)
     names = dict(s.exec(select(OrgUnit.code, OrgUnit.name)).all())
     out = []
     for unit, row in sorted((stored if stored is not None else _rows(s, case.id)).items()):
@@ -387,31 +412,51 @@ def results(s: Session, case: Case, stored: dict[str, AssessmentUnit] | None = N
         bonus = min(bonus_cap, sum((row.manual.get("bonus") or {}).values()))
         vetoes = list(row.auto.get("vetoes", []))
         if row.manual.get("falsified"):
-            vetoes.append({"id": "falsified", "item": "考核材料弄虚作假", "records": ["考核组认定"]})
-        final = round(min(100.0, auto_points + manual_points + bonus), 2)
+            vetoes.append({"id": falsified["id"] if falsified else "falsified",
+                           "item": falsified["item"] if falsified else "考核材料弄虚作假",
+                           "records": [f"考核组认定：{row.manual['note']}" if row.manual.get("note") else "考核组认定"]})
+        total = auto_points + manual_points + bonus
+        if not math.isfinite(total):  # refused on input; a row written otherwise is not published
+            raise DomainError(f"{names.get(unit, unit)} 的得分不是有效数字，请重新评分", "year")
+        final = round(min(cap, total), 2)
         out.append({"unit": unit, "unit_name": names.get(unit, unit), "auto": round(auto_points, 2),
                     "manual": round(manual_points, 2), "bonus": bonus, "final": final, "veto": bool(vetoes),
                     "vetoes": vetoes, "grade": grade_of(final, bool(vetoes), cat),
                     "self_assessment": ("逾期自评" if row.self_scores.get("late") else "已自评")
                     if row.self_submitted_at else "未自评",
-                    "deductions": [d for it in row.auto["items"].values() for d in it["deductions"]],
-                    "deduction_lines": deduction_lines(row.auto), "scored": row.scored_at is not None,
-                    "secretary": row.secretary})
+                    "deductions": [d for _iid, it in in_order(row.auto, cat) for d in it["deductions"]],
+                    "deduction_lines": deduction_lines(row.auto, cat), "auto_changes": auto_changes(row.auto, cat),
+                    "scored": row.scored_at is not None, "secretary": row.secretary})
     rank(out)
     return out
 
 
-def publish(req: PublishAssessmentRequest, flow_run_id: str | None = None) -> Result:
-    """Ranks, grades (veto → 不合格), the 考核结果通报 to each unit's principal, and the export."""
+def publish(req: PublishAssessmentRequest, flow_run_id: str | None = None,
+            progress: Callable[[float], None] | None = None) -> Result:
+    """Recomputes the automatic points over the whole year (records up to 31 Dec 24:00
+    Beijing time, or up to the publication when earlier: December's records count too),
+    keeping the self-assessments and the assessors' scores; then ranks, grades (veto →
+    不合格), issues the 考核结果通报 to each unit's principal and notes every automatic
+    figure that changed since the start."""
+    from tasks.scoring import auto_changes, compute_auto, year_cutoff
 
     def effect(step: Step) -> None:
         s, case = step.s, step.case
         stored = _rows(s, case.id)
-        rows = results(s, case, stored)
-        missing = [r["unit"] for r in rows if not r["scored"]]
+        missing = sorted(u for u, row in stored.items() if row.scored_at is None)
         if missing:
             raise DomainError(f"以下单位尚未评分，不能通报：{', '.join(missing)}", "year")
         year = case.data["year"]
+        cutoff = year_cutoff(year, step.effective_at)
+        units = sorted(stored)
+        cat = case.data["catalogue"]
+        auto = compute_auto(s, cat, year, units, progress, cutoff=cutoff)
+        for unit in units:  # the start's figures are kept beside where they differ
+            row = stored[unit]
+            kept = {**auto[unit], "at_start": {"items": row.auto["items"], "vetoes": row.auto.get("vetoes", [])}}
+            row.auto = kept if auto_changes(kept, cat) else auto[unit]
+        case.data = {**case.data, "auto_cutoff_at_start": case.data.get("auto_cutoff"), "auto_cutoff": iso(cutoff)}
+        rows = results(s, case, stored)
         dec31 = dt.date(year, 12, 31)
         secretaries = holders_many(s, stored, "principal", dec31)
         prefetch_persons(s, (sec[0] for sec in secretaries.values() if sec))
@@ -426,6 +471,7 @@ def publish(req: PublishAssessmentRequest, flow_run_id: str | None = None) -> Re
         on = local(step.recorded_at).date()
         principals = holders_many(s, stored, "principal", on)
         ranked = sorted(rows, key=lambda r: r["rank"])
+        pass_mark = case.data["catalogue"].get("grades", {}).get("合格", 60)
         step.notice(
             "assessment_result", issuer=get_unit(s, case.unit),
             recipients=[p for r in rows for p in principals[r["unit"]]],
@@ -439,11 +485,31 @@ def publish(req: PublishAssessmentRequest, flow_run_id: str | None = None) -> Re
                      "excellent": [r["unit_name"] for r in ranked if r["grade"] == "优秀"],
                      "failed": [{"unit_name": r["unit_name"],
                                  "reason": "、".join(v["item"] for v in r["vetoes"]) if r["veto"]
-                                 else f"总分 {r['final']:g} 分，低于 60 分"} for r in ranked if r["grade"] == "不合格"],
+                                 else f"总分 {r['final']:g} 分，低于 {pass_mark:g} 分"} for r in ranked if r["grade"] == "不合格"],
                      "notes": [f"{label}的单位 {n} 个" for label in ("逾期自评", "未自评")
-                               if (n := sum(1 for r in ranked if r["self_assessment"] == label))]},
+                               if (n := sum(1 for r in ranked if r["self_assessment"] == label))]
+                     + _changed_note(ranked, year, cutoff)},
         )
         step.payload["published"] = {r["unit"]: [r["final"], r["grade"], r["rank"]] for r in rows}
+        step.payload["auto_cutoff"] = iso(cutoff)
+        step.payload["auto_changed"] = [r["unit"] for r in rows if r["auto_changes"]]
 
     return transition(MACHINE, "publish", actor=req.actor, case_id=_cycle_id(req.year),
                       effective_at=req.effective_time(), effect=effect, flow_run_id=flow_run_id)
+
+
+def cutoff_text(year: int, cutoff: datetime | str) -> str:
+    """``2026年12月31日24时`` at the year's end, else the Beijing time of the cutoff."""
+    from tasks.scoring import year_bounds
+
+    at = parse_time(cutoff) if isinstance(cutoff, str) else cutoff
+    return f"{year}年12月31日24时" if at >= year_bounds(year)[1] else beijing(at)
+
+
+def _changed_note(ranked: list[dict], year: int, cutoff: datetime) -> list[str]:
+    changed = [r["unit_name"] for r in ranked if r["auto_changes"]]
+    if not changed:
+        return []
+    names = "、".join(changed[:10]) + (f"等{len(changed)}个社区" if len(changed) > 10 else "")
+    return [f"系统自动计分已按截至{cutoff_text(year, cutoff)}的全年工作记录重新计算，{names}的自动计分较考核启动时有变动，"
+            f"变动情况见考核结果明细表"]

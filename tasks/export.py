@@ -5,13 +5,13 @@ import csv
 from pathlib import Path
 
 HEADER = ["单位代码", "单位", "社区书记（12月31日在任）", "总分", "等次", "名次", "自动计分", "人工评分", "加分",
-          "一票否决", "自评", "扣分及依据"]
+          "一票否决", "自评", "扣分及依据", "自动计分变动（较考核启动时）"]
 
 
 def _line(r: dict) -> list:
     return [r["unit"], r["unit_name"], r["secretary"], r["final"], r["grade"], r["rank"], r["auto"], r["manual"],
             r["bonus"], "；".join(f"{v['item']}（{', '.join(v['records'])}）" for v in r["vetoes"]),
-            r["self_assessment"], "；".join(r["deduction_lines"])]
+            r["self_assessment"], "；".join(r["deduction_lines"]), "；".join(r["auto_changes"])]
 
 
 def write_exports(rows: list[dict], directory: Path, year: int) -> tuple[Path, Path]:

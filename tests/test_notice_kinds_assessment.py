@@ -28,7 +28,7 @@ EXPORT = "附件：考核结果明细表"
 DOCUMENTED: dict[str, set[str]] = {
     "assessment_notice": {
         "year", "cycle_id", "units", "self_assessment_due", "criteria", "bonus_items", "veto_items",
-        "contact",
+        "contact", "calendar_unconfirmed",
     },
     "assessment_result": {
         "year", "cycle_id", "results", "grade_counts", "excellent", "failed", "notes",
@@ -86,7 +86,7 @@ def notice_ctx(**over) -> dict:
     ctx = dict(
         year=2026, cycle_id=CYCLE, units=list(UNITS), self_assessment_due=DUE,
         criteria=[dict(c) for c in CRITERIA], bonus_items=[dict(b) for b in BONUS], veto_items=list(VETO),
-        contact="李四 13900000000",
+        contact="李四 13900000000", calendar_unconfirmed=False,
     )
     ctx.update(over)
     ctx.setdefault("letterhead", letterhead("assessment_notice"))
@@ -221,6 +221,22 @@ def test_notice_key_facts():
     assert ("<tr><td>1</td><td>组织领导/责任落实</td><td>网络安全纳入议事日程</td><td>15</td>"
             "<td>系统自动计分</td><td>每年至少召开2次专题会议研究网络安全工作。</td></tr>") in html
     assert "<td>22.5</td>" in html and "<td>合计</td>" not in html and ">合计</td><td>100</td>" in html
+
+
+UNCONFIRMED = "自评时限所在年度的法定节假日安排尚未公布，上述时限暂按现行工作日计算，安排公布后如有调整，另行通知。"
+
+
+def test_notice_says_when_the_self_assessment_due_date_is_not_confirmed():
+    """A due date in a year whose holidays are not yet published (calendar_unconfirmed) is
+    said so right after it, as in the 整改通知; without the flag nothing is said."""
+    html, text = both("assessment_notice", notice_ctx(calendar_unconfirmed=True))
+    assert f"<p>{UNCONFIRMED}</p>" in html
+    assert f"\n　　{UNCONFIRMED}\n" in text
+    for out in (html, text):
+        assert out.index(f"请于{DUE}前完成自评") < out.index(UNCONFIRMED) < out.index("（二）评分和通报")
+    html, text = both("assessment_notice", notice_ctx(calendar_unconfirmed=False))
+    for out in (html, text):
+        assert "尚未公布" not in out and "另行通知" not in out
 
 
 def test_notice_more_than_20_units_shows_the_first_20_and_the_count():
