@@ -85,7 +85,7 @@ class RecordActivityRequest(Request):
     unit: str = Field(title="单位", description="单位代码")
     kind: ActivityKind = Field(title="类型")
     date: dt.date = Field(title="日期")
-    title: str = Field(title="名称", min_length=2)
+    title: str = Field(title="名称", min_length=1)
     participants: list[str] = Field(default_factory=list, title="参加人员", description="人员编号列表")
     evidence: str = Field(default="", title="佐证材料", description="会议纪要、签到表等的编号或存放位置")
 
@@ -226,7 +226,7 @@ def start(req: StartAssessmentRequest, flow_run_id: str | None = None,
         s.execute(insert(Obligation.__table__), [
             {"case_id": case.id, "unit": u, "kind": "self_assessment", "role": "principal", "status": "open",
              "step": 0, "due_at": due.due_at, "next_action_at": first, "met_at": None,
-             "calendar_unconfirmed": due.calendar_unconfirmed, "data": {}, "version_id": 1} for u in units])
+             "calendar_unconfirmed": due.calendar_unconfirmed, "data": due.obligation_data(), "version_id": 1} for u in units])
         step.payload["opened"] = [{"kind": "self_assessment", "units": len(units), "due_at": iso(due.due_at)}]
         if due.calendar_unconfirmed:
             step.warn(f"自评期限 {beijing(due.due_at)} 所在年度的节假日安排尚未公布，期限按周一至周五计算，可能调整")

@@ -85,3 +85,20 @@ def test_calendar_load_command_reports_the_deadlines(org, clock, tmp_path):
     out = json.loads(cli("calendar", "load", str(path)).stdout)
     assert out["year"] == 2027 and out["deadlines"] == {"checked": 1, "confirmed": 1, "moved": 1}
     assert obligations(case_id)[1]["rectify"]["due_at"] == "2027-01-23T00:00:00+08:00"
+
+
+def test_self_assessment_due_in_2027_is_computed_again(org, clock):
+    """The yearly start's bulk-inserted obligations keep their basis too."""
+    from models import assessment
+    from models.requests import validate_request
+
+    clock("2026-12-20T10:00:00+08:00")
+    case_id = assessment.start(validate_request(assessment.StartAssessmentRequest,
+                                                {"year": 2026, "units": ["SQ01", "SQ02"]})).case.id
+    _, obs = obligations(case_id)
+    assert (obs["self_assessment"]["due_at"], obs["self_assessment"]["calendar_unconfirmed"]) == \
+        ("2027-01-02T00:00:00+08:00", True)  # 12/21–31 gives 9 working days; 1/1 guessed as the 10th
+    assert load_2027()["moved"] == 2
+    _, obs = obligations(case_id)
+    assert (obs["self_assessment"]["due_at"], obs["self_assessment"]["calendar_unconfirmed"]) == \
+        ("2027-01-05T00:00:00+08:00", False)  # 1/1 is 元旦: the 10th working day is Mon 1/4
