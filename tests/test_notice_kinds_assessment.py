@@ -28,7 +28,7 @@ EXPORT = "附件：考核结果明细表"
 DOCUMENTED: dict[str, set[str]] = {
     "assessment_notice": {
         "year", "cycle_id", "units", "self_assessment_due", "criteria", "bonus_items", "veto_items",
-        "contact", "calendar_unconfirmed",
+        "contact", "calendar_unconfirmed", "grades",
     },
     "assessment_result": {
         "year", "cycle_id", "results", "grade_counts", "excellent", "failed", "notes",
@@ -86,7 +86,7 @@ def notice_ctx(**over) -> dict:
     ctx = dict(
         year=2026, cycle_id=CYCLE, units=list(UNITS), self_assessment_due=DUE,
         criteria=[dict(c) for c in CRITERIA], bonus_items=[dict(b) for b in BONUS], veto_items=list(VETO),
-        contact="李四 13900000000", calendar_unconfirmed=False,
+        contact="李四 13900000000", calendar_unconfirmed=False, grades={"优秀": 90, "良好": 80, "合格": 60},
     )
     ctx.update(over)
     ctx.setdefault("letterhead", letterhead("assessment_notice"))
@@ -379,3 +379,10 @@ def test_result_escapes_operator_text():
     assert SCRIPT_ESCAPED in html and "&lt;big&gt;迟报&lt;/big&gt;。" in html
 
 
+
+
+def test_notice_states_the_catalogues_grade_bands():
+    for out in both("assessment_notice", notice_ctx()):
+        assert "优秀（90分及以上）、良好（80分及以上、不满90分）、合格（60分及以上、不满80分）和不合格（不满60分）" in out
+    for out in both("assessment_notice", notice_ctx(grades={"优秀": 85, "良好": 75.5, "合格": 60})):
+        assert "优秀（85分及以上）、良好（75.5分及以上、不满85分）、合格（60分及以上、不满75.5分）" in out
