@@ -288,8 +288,13 @@ def notify(req: NotifyRiskRequest, flow_run_id: str | None = None) -> Result:
         ob.next_action_at = first_action_at(ladders()["rectify"], ob, cal)
         if rectify.calendar_unconfirmed:
             step.warn(f"整改期限 {beijing(rectify.due_at)} 所在年度的节假日安排尚未公布，期限按周一至周五计算，可能调整")
+        # 抄送 the supervising department (行业主管/监管部门): it then knows of the risk, which
+        # is what derived weak supervision (逐级倒查, 协调监管不力) rests on
+        supervisor = get_unit(s, unit.supervisor, "supervisor") if unit.supervisor else None
+        overseers = holders(s, supervisor.code, "principal", on) if supervisor and supervisor.code != issuer.code else []
         step.notice(
-            "rectification_notice", issuer=issuer, recipients=unit_leaders(s, case.unit, on),
+            "rectification_notice", issuer=issuer, cc=[supervisor.name] if overseers else [],
+            recipients=list(dict.fromkeys(unit_leaders(s, case.unit, on) + overseers)),
             title=f"关于{unit.name}限期整改网络安全问题的通知", main_to=unit.name,
             context={"case_id": case.id, "unit_name": unit.name, "source": req.source,
                      "risk_level_label": req.risk_level.value.split("（")[0], "problem": req.problem,

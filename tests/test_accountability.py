@@ -351,15 +351,20 @@ def _unrectified(*, verify_late: bool) -> str:
 STREET_LEADERS = [("p-zhao-weiguo", "cyber_officer"), ("p-li-hongmei", "cyber_lead"), (STREET, "principal")]
 
 
+#: SQ03's supervising department (综治办) was copied on the 整改通知 and issued no 整改通知 of its
+#: own: derived weak supervision adds its head.
+SUPERVISOR_LINK = ("p-huang-guoqing", "supervisor_head", "领导责任")
+
+
 def test_the_chain_climbs_to_the_street_when_its_office_also_missed_its_obligation(org):
     pid = _unrectified(verify_late=True)
     at("2026-07-06T11:00:00+08:00")
     core("open", actor=OFFICE, case_id=pid)
     case = show(pid)
     assert chain_of(case) == [(OFFICER, "cyber_officer", "领导责任"), (LEAD, "cyber_lead", "领导责任"),
-                              (PRINCIPAL, "principal", "领导责任")] + [
+                              (PRINCIPAL, "principal", "领导责任"), SUPERVISOR_LINK] + [
         (p, role, "领导责任") for p, role in STREET_LEADERS]  # not up to the district: it missed nothing
-    street = case["chain"][3]
+    street = case["chain"][4]
     assert street["unit"] == "JD01" and "上级单位XX街道党工委对同一事实的义务同样逾期" in street["note"]
     assert "复核验收" in street["note"] and case["proposed_from"] in street["note"]
 
@@ -368,8 +373,12 @@ def test_the_climb_stops_when_the_street_met_its_obligations(org):
     pid = _unrectified(verify_late=False)
     at("2026-07-06T11:00:00+08:00")
     core("open", actor=OFFICE, case_id=pid)
-    assert chain_of(show(pid)) == [(OFFICER, "cyber_officer", "领导责任"), (LEAD, "cyber_lead", "领导责任"),
-                                   (PRINCIPAL, "principal", "领导责任")]
+    case = show(pid)
+    assert chain_of(case) == [(OFFICER, "cyber_officer", "领导责任"), (LEAD, "cyber_lead", "领导责任"),
+                              (PRINCIPAL, "principal", "领导责任"), SUPERVISOR_LINK]
+    # derived through the flows: 综治办 had the 整改通知 (抄送) and issued none of its own
+    [head] = [c for c in case["chain"] if c["role"] == "supervisor_head"]
+    assert head["unit"] == "ZHB" and case["proposed_from"] in head["note"] and "未就此下发整改通知" in head["note"]
 
 
 def test_the_climb_follows_the_same_problem_up_to_the_district(org):
@@ -408,7 +417,7 @@ def test_collective_main_responsibility_stays_in_the_deciding_unit(org):
          collective_decision={"date": "2026-06-03", "participants": [PRINCIPAL, LEAD, MEMBERS[0]], "dissenters": []})
     case = show(pid)
     assert chain_of(case) == [(OFFICER, "cyber_officer", "无"), (LEAD, "cyber_lead", "主要领导责任"),
-                              (PRINCIPAL, "principal", "主要领导责任")] + [
+                              (PRINCIPAL, "principal", "主要领导责任"), SUPERVISOR_LINK] + [
         (p, role, "领导责任") for p, role in STREET_LEADERS] + [(MEMBERS[0], "member", "重要领导责任")]
 
 

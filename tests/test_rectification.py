@@ -13,6 +13,7 @@ from models.errors import DomainError
 OFFICE = "p-sun-jianhua"  # 网信办主任 (issuer)
 OFFICER, LEAD, PRINCIPAL, OLD_PRINCIPAL = "p-guo-tao", "p-hu-haiyan", "p-zhu-hongwei", "p-ma-yumei"
 STREET_PRINCIPAL, DISCIPLINE = "p-wang-zhiqiang", "p-zheng-xiaoyan"
+SUPERVISOR_HEAD = "p-huang-guoqing"  # 综治办主任: SQ01–SQ06's supervising department
 
 
 def notify_params(**over):
@@ -93,7 +94,11 @@ def test_high_risk_over_the_make_up_sunday_closed_in_time(org, clock):
     assert rectify(case)["due_at"] == "2026-09-23T00:00:00+08:00"  # 9/20, 9/21, 9/22
     [notice] = case["notices"]
     assert notice["kind"] == "rectification_notice" and notice["doc_number"].startswith("X街网安〔2026〕")
-    assert sorted(notice["recipients"]) == sorted([OFFICER, LEAD, PRINCIPAL])
+    assert sorted(notice["recipients"]) == sorted([OFFICER, LEAD, PRINCIPAL, SUPERVISOR_HEAD])  # 抄送 综治办
+    from models.notice import Notice
+
+    with session() as s:
+        assert "抄送：街道综合治理办公室。" in s.get(Notice, notice["id"]).text
     clock("2026-09-20T09:00:00+08:00")
     assert run_flow("acknowledge-risk", actor=OFFICER, case_id=case_id)["state"] == "acknowledged"
     clock("2026-09-22T15:00:00+08:00")
