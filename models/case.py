@@ -6,12 +6,13 @@ whose ``next_action_at`` has come (indexed, so its cost follows what is due).
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Column, Index, UniqueConstraint, text
 from sqlalchemy.orm import declared_attr
-from sqlmodel import Field, Session, SQLModel
+from sqlmodel import Field, Session, SQLModel, select
 
 from models.db import JSONDict, JSONList, UTCDateTime
 
@@ -43,6 +44,49 @@ class Case(SQLModel, table=True):
     @declared_attr
     def __mapper_args__(cls):  # optimistic locking (LIBRARIES.md: the string form fails)
         return {"version_id_col": cls.__table__.c.version_id}
+
+
+#: A case id as operators write it in free text (``INC-2026-0001事件``: CJK text around it,
+#: so no \b, which counts 汉字 as word characters).
+CASE_ID_IN_TEXT = re.compile(r"(?<![A-Za-z0-9])(?:INC|RECT|ACC|ASM|ACT)-\d{4}-\d{4,}(?!\d)")
+
+
+class CaseRef(SQLModel, table=True):
+    """What a case refers to, for lookups that would otherwise scan free text and JSON:
+    ``code:<problem code>`` (same problem), ``case:<case id>`` (a case its text names).
+    Indexed by ref: "the rectifications on this problem / naming this case" is one index
+    range, however many cases a unit has."""
+
+    __tablename__ = "case_ref"
+    __table_args__ = (Index("ix_case_ref_ref", "ref", "case_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: str = Field(foreign_key="case.id")
+    ref: str
+
+
+def rectification_refs(data: dict) -> set[str]:
+    """The refs of a rectification's data: its problem code and the case ids its source,
+    problem code or problem name."""
+    code = (data.get("problem_code") or "").strip()
+    text = " ".join(str(data.get(k) or "") for k in ("source", "problem_code", "problem"))
+    return ({f"code:{code}"} if code else set()) | {f"case:{m}" for m in CASE_ID_IN_TEXT.findall(text)}
+
+
+def add_refs(s: Session, case_id: str, refs) -> None:
+    for ref in sorted(set(refs)):
+        s.add(CaseRef(case_id=case_id, ref=ref))
+
+
+def cases_with_ref(s: Session, refs, *, kind: str, units, since: datetime, until: datetime | None = None) -> list["Case"]:
+    """Cases of ``kind`` at ``units`` created in [since, until] that carry one of ``refs``."""
+    refs = list(refs)
+    if not refs:
+        return []
+    q = (select(Case).join(CaseRef, CaseRef.case_id == Case.id)
+         .where(CaseRef.ref.in_(refs), Case.kind == kind, Case.unit.in_(list(units)), Case.created_at >= since))
+    if until is not None:
+        q = q.where(Case.created_at <= until)
+    return list({c.id: c for c in s.exec(q.order_by(Case.created_at, Case.id)).all()}.values())
 
 
 class ObligationStatus:

@@ -11,7 +11,7 @@ from pydantic import Field
 from sqlmodel import select
 
 from models import policy
-from models.case import Case, Obligation, ObligationStatus
+from models.case import Case, Obligation, ObligationStatus, add_refs, cases_with_ref, rectification_refs
 from models.clock import TZ, beijing, cn_date, iso, local, parse_time
 from models.errors import DomainError
 from models.incident import unit_leaders
@@ -242,9 +242,8 @@ def recurrence(s, unit: str, code: str, at: datetime, exclude: str | None = None
     if not code:
         return []
     since = datetime.combine(shift_months(local_date(at), -_pol("recurrence_months", default=12)), time(0), tzinfo=TZ)
-    rows = s.exec(select(Case).where(Case.kind == "rectification", Case.unit == unit,
-                                     Case.created_at >= since, Case.created_at <= at)).all()
-    return [c for c in rows if c.data.get("problem_code") == code and c.id != exclude]
+    rows = cases_with_ref(s, [f"code:{code.strip()}"], kind="rectification", units=[unit], since=since, until=at)
+    return [c for c in rows if c.id != exclude]
 
 
 def notify(req: NotifyRiskRequest, flow_run_id: str | None = None) -> Result:
@@ -275,6 +274,7 @@ def notify(req: NotifyRiskRequest, flow_run_id: str | None = None) -> Result:
                      "issuer": issuer.code, "due_override": iso(override), "extensions": [],
                      "submissions": [], "verifications": [],
                      "recurrence": [c.id for c in earlier]}
+        add_refs(s, case.id, rectification_refs(case.data))
         recur_text = ""
         if earlier:
             last = max(earlier, key=lambda c: c.created_at)

@@ -48,7 +48,7 @@ from sqlalchemy import and_, or_
 from sqlmodel import Session, select
 
 from models import policy
-from models.case import Case, Obligation, ObligationStatus
+from models.case import Case, Obligation, ObligationStatus, cases_with_ref
 from models.clock import TZ, cn_date, now
 from models.notice import Notice
 from models.org import OrgUnit, Person, ancestors, get_unit, holders, posts_of, role_unit
@@ -104,19 +104,12 @@ def _window_start(facts_date: date) -> datetime:
 def _naming(s: Session, units: list[str], ids: list[str], since: datetime) -> list[Case]:
     """Rectifications at ``units`` created since ``since`` whose source, problem code or
     problem names one of the case ``ids`` (a 整改通知 issued on that case)."""
-    if not ids:
-        return []
-    cited = [Case.data[k].as_string().contains(i) for i in ids for k in ("source", "problem_code", "problem")]
-    return list(s.exec(select(Case).where(Case.kind == "rectification", Case.unit.in_(units),
-                                          Case.created_at >= since, or_(*cited))).all())
+    return cases_with_ref(s, [f"case:{i}" for i in ids], kind="rectification", units=units, since=since)
 
 
 def _same_code(s: Session, units: list[str], code: str, since: datetime) -> list[Case]:
-    if not code:
-        return []
-    return list(s.exec(select(Case).where(Case.kind == "rectification", Case.unit.in_(units),
-                                          Case.created_at >= since,
-                                          Case.data["problem_code"].as_string() == code)).all())
+    code = (code or "").strip()
+    return cases_with_ref(s, [f"code:{code}"], kind="rectification", units=units, since=since) if code else []
 
 
 def _unique(cases) -> list[Case]:

@@ -485,3 +485,49 @@ def test_a_failing_step_in_a_batch_leaves_the_other_steps_taken(org, clock, monk
 
     with session() as s:
         assert verify(s)[0]
+
+
+def test_refs_name_the_problem_code_and_the_cases_a_rectification_cites(org, clock):
+    """Recurrence and tracing look rectifications up by these refs (one index range)."""
+    from sqlmodel import select
+
+    from models.case import CaseRef, rectification_refs
+
+    assert rectification_refs({"source": "INC-2026-0001事件暴露的问题（另见RECT-2026-0012）", "problem_code": " WEAK ",
+                               "problem": "INC-2026-00011 不是 INC-2026-0001"}) == {
+        "code:WEAK", "case:INC-2026-0001", "case:RECT-2026-0012", "case:INC-2026-00011"}
+    assert rectification_refs({"source": "X区网安〔2026〕3号通报", "problem_code": "", "problem": "弱口令"}) == set()
+    clock("2026-11-02T10:00:00+08:00")
+    case_id = core("notify", **notify_params(source="INC-2026-0007事件暴露的问题")).case.id
+    with session() as s:
+        refs = sorted(r.ref for r in s.exec(select(CaseRef).where(CaseRef.case_id == case_id)).all())
+    assert refs == ["case:INC-2026-0007", "code:WEAK-PWD"]
+
+
+def test_migration_gives_existing_rectifications_their_refs(db):
+    """Upgrading a database made before case_ref (revision 0006) fills it from the cases' data."""
+    import sqlalchemy as sa
+    from alembic import command
+
+    from models.db import engine
+    from models.schema import alembic_config
+
+    def run(fn, *args):
+        with engine().begin() as conn:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            fn(cfg, *args)
+
+    run(command.downgrade, "0006")
+    with engine().begin() as conn:
+        conn.execute(sa.text("INSERT INTO org_unit (code, name, kind, doc_prefix) VALUES ('U1', '单位', 'community', 'U')"))
+        for cid, data in [("RECT-2026-0001", '{"problem_code": "P1", "source": "INC-2026-0003事件"}'),
+                          ("RECT-2026-0002", '{"problem_code": "", "source": "通报"}')]:
+            conn.execute(sa.text(
+                "INSERT INTO \"case\" (id, kind, state, unit, title, classified, data, warnings, created_at, updated_at,"
+                " event_count, version_id) VALUES (:id, 'rectification', 'notified', 'U1', '', false, :data, '[]',"
+                " :t, :t, 0, 1)"), {"id": cid, "data": data, "t": "2026-11-02 02:00:00"})
+    run(command.upgrade, "head")
+    with engine().connect() as conn:
+        rows = conn.execute(sa.text("SELECT case_id, ref FROM case_ref ORDER BY case_id, ref")).all()
+    assert [tuple(r) for r in rows] == [("RECT-2026-0001", "case:INC-2026-0003"), ("RECT-2026-0001", "code:P1")]
