@@ -89,7 +89,8 @@ def cmd_calendar(args) -> int:
 
         with session() as s:
             result = load_calendar_file(s, args.file)
-        result["deadlines"] = reconfirm_deadlines()  # those computed with a guessed calendar
+        # deadlines computed for that year with a guessed calendar; 期限调整通知 where they moved
+        result["deadlines"] = reconfirm_deadlines(result["year"], result["source"])
         print(json.dumps(result, ensure_ascii=False, default=str))
         return 0
     with session() as s:

@@ -31,6 +31,7 @@ DOCUMENTED: dict[str, set[str]] = {
         "case_id", "unit_name", "title", "category_label", "level_label", "discovered_at",
         "resolved_at", "cause", "handling", "harm", "lessons", "deadlines", "warnings",
     },
+    "deadline_adjustment": {"case_id", "case_title", "year", "calendar_source", "items"},
 }
 
 #: kind → (issuer code, issuer name, 发文机关代字, 标题, 主送机关, 签发人).
@@ -39,6 +40,7 @@ ISSUERS = {
                                 "关于对X社区有关责任人员问责的决定", "X社区党委", ""),
     "incident_summary": ("SQ01", "X社区居民委员会", "X社居",
                          "关于社区门户网站被篡改事件处置情况的报告", "街道网信办", "赵六"),
+    "deadline_adjustment": ("WXB", "X街道网信办", "X街网安", "关于调整RECT-2026-0009有关办理期限的通知", "各有关单位", ""),
 }
 
 
@@ -125,7 +127,22 @@ def summary_ctx(**over) -> dict:
     return ctx
 
 
-CONTEXTS = {"accountability_decision": decision_ctx, "incident_summary": summary_ctx}
+def adjustment_ctx(**over) -> dict:
+    ctx = dict(
+        case_id="RECT-2026-0009", case_title="门户网站后台<弱口令>", year=2027,
+        calendar_source="国办发明电〔2026〕7号",
+        items=[{"label": "完成整改并报送整改报告", "units": ["X社区"],
+                "old_due": "2027年1月22日 00:00（北京时间）", "new_due": "2027年1月23日 00:00（北京时间）"},
+               {"label": "提交年度自评", "units": [f"第{i}社区" for i in range(1, 24)],
+                "old_due": "2027年1月2日 00:00（北京时间）", "new_due": "2027年1月5日 00:00（北京时间）"}],
+    )
+    ctx.update(over)
+    ctx.setdefault("letterhead", letterhead("deadline_adjustment"))
+    return ctx
+
+
+CONTEXTS = {"accountability_decision": decision_ctx, "incident_summary": summary_ctx,
+            "deadline_adjustment": adjustment_ctx}
 
 
 # ----------------------------------------------------------------- contract
@@ -155,7 +172,7 @@ def test_layout_elements(kind):
         assert ("签发人" in out) == upward
     if upward:
         assert "签发人：赵六" in text
-    else:
+    elif kind == "accountability_decision":
         assert "抄送：街道纪工委，街道网信办。" in text
 
 
@@ -357,3 +374,17 @@ def test_summary_escapes_operator_text():
         assert raw not in html, raw
         assert raw in text, raw
     assert SCRIPT_ESCAPED in html and "&lt;b&gt;弱口令&lt;/b&gt;。" in html
+
+
+# ----------------------------------------------------------------- 期限调整通知
+
+
+def test_deadline_adjustment_lists_old_and_new_time_limits():
+    html, text = both("deadline_adjustment", adjustment_ctx())
+    for out in (html, text):
+        assert "国办发明电〔2026〕7号公布的2027年节假日安排" in out and "RECT-2026-0009" in out
+        assert "2027年1月22日 00:00（北京时间）" in out and "2027年1月23日 00:00（北京时间）" in out
+        assert "第20社区等23个单位" in out and "第21社区" not in out  # more than 20 units shortened
+        assert "特此通知。" in out
+    assert "原定2027年1月22日 00:00（北京时间），调整为2027年1月23日 00:00（北京时间）" in text
+    assert "&lt;弱口令&gt;" in html and "<弱口令>" in text  # operator text escaped in HTML only

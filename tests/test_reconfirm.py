@@ -39,7 +39,7 @@ def load_2027() -> dict:
 
     with session() as s:
         load_calendar_data(s, CAL_2027)
-    return reconfirm_deadlines()
+    return reconfirm_deadlines(2027, CAL_2027["source"])
 
 
 def test_loading_2027_moves_guessed_deadlines_and_clears_the_flag(org, clock):
@@ -51,18 +51,28 @@ def test_loading_2027_moves_guessed_deadlines_and_clears_the_flag(org, clock):
     assert (obs["rectify"]["due_at"], obs["rectify"]["calendar_unconfirmed"]) == ("2027-01-22T00:00:00+08:00", True)
     assert obligations(near)[1]["rectify"]["calendar_unconfirmed"] is False
 
-    assert load_2027() == {"checked": 2, "confirmed": 2, "moved": 1}
+    assert load_2027() == {"cases": 2, "confirmed": 2, "moved": 1, "notices": 1}
     case, obs = obligations(low)
     # 1/1 is 元旦: the 15th working day of 2027 is 1/22, so the period ends at 24:00 of 1/22
     assert (obs["rectify"]["due_at"], obs["rectify"]["calendar_unconfirmed"]) == ("2027-01-23T00:00:00+08:00", False)
-    assert case["events"][-1]["type"] == "rectify_deadline_confirmed"
+    assert case["events"][-1]["type"] == "deadlines_confirmed"
     assert any("2027年1月22日" in w and "2027年1月23日" in w for w in case["warnings"])
+    # the 整改通知 said "安排公布后如有调整，另行通知": the 期限调整通知, from its issuer (the 网信办)
+    [adjust] = [n for n in case["notices"] if n["kind"] == "deadline_adjustment"]
+    assert adjust["recipients"] == [OFFICER] and adjust["doc_number"].startswith("X街网安〔2026〕")
+    from models.notice import Notice
+
+    with session() as s:
+        text = s.get(Notice, adjust["id"]).text
+    assert "国办发明电〔2026〕7号（测试）公布的2027年节假日安排" in text
+    assert "完成整改并报送整改报告（建设社区）：原定2027年1月22日 00:00（北京时间），调整为2027年1月23日 00:00（北京时间）" in text
     assert obs["rectify"]["next_action_at"] == "2026-12-10T10:00:00+08:00"  # the sweep re-plans it now
     _, fixed_obs = obligations(fixed)
     assert (fixed_obs["rectify"]["due_at"], fixed_obs["rectify"]["calendar_unconfirmed"]) == \
         ("2027-01-15T18:00:00+08:00", False)
+    assert [n["kind"] for n in obligations(fixed)[0]["notices"]] == ["rectification_notice"]  # nothing moved
 
-    assert load_2027() == {"checked": 0, "confirmed": 0, "moved": 0}  # nothing left to do
+    assert load_2027() == {"cases": 0, "confirmed": 0, "moved": 0, "notices": 0}  # nothing left to do
 
     from tasks.sweep import sweep
 
@@ -83,7 +93,7 @@ def test_calendar_load_command_reports_the_deadlines(org, clock, tmp_path):
     path = tmp_path / "2027.json"
     path.write_text(json.dumps(CAL_2027, ensure_ascii=False), encoding="utf-8")
     out = json.loads(cli("calendar", "load", str(path)).stdout)
-    assert out["year"] == 2027 and out["deadlines"] == {"checked": 1, "confirmed": 1, "moved": 1}
+    assert out["year"] == 2027 and out["deadlines"] == {"cases": 1, "confirmed": 1, "moved": 1, "notices": 1}
     assert obligations(case_id)[1]["rectify"]["due_at"] == "2027-01-23T00:00:00+08:00"
 
 
@@ -98,7 +108,10 @@ def test_self_assessment_due_in_2027_is_computed_again(org, clock):
     _, obs = obligations(case_id)
     assert (obs["self_assessment"]["due_at"], obs["self_assessment"]["calendar_unconfirmed"]) == \
         ("2027-01-02T00:00:00+08:00", True)  # 12/21–31 gives 9 working days; 1/1 guessed as the 10th
-    assert load_2027()["moved"] == 2
-    _, obs = obligations(case_id)
+    assert load_2027() == {"cases": 1, "confirmed": 2, "moved": 2, "notices": 1}
+    case, obs = obligations(case_id)
     assert (obs["self_assessment"]["due_at"], obs["self_assessment"]["calendar_unconfirmed"]) == \
         ("2027-01-05T00:00:00+08:00", False)  # 1/1 is 元旦: the 10th working day is Mon 1/4
+    [adjust] = [n for n in case["notices"] if n["kind"] == "deadline_adjustment"]  # one for both units
+    assert sorted(adjust["recipients"]) == sorted(["p-zhang-xiuying", "p-zhao-shuzhen"])  # SQ01's and SQ02's principals
+    assert sum("2个单位" in w for w in case["warnings"]) == 1
