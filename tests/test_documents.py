@@ -32,7 +32,7 @@ def _pinned_clock(monkeypatch):
 
 
 def kind_contexts() -> dict:
-    """A full rendering context for each of the ten notice kinds (from the template tests)."""
+    """A full rendering context for every notice kind (from the template tests)."""
     return {
         **test_notice_kinds.CONTEXTS, **test_notice_kinds_more.CONTEXTS,
         **test_notice_kinds_assessment.CONTEXTS,
@@ -72,7 +72,7 @@ def paragraph(doc, text: str):
     return found[0]
 
 
-def test_all_ten_kinds_have_a_context():
+def test_every_notice_kind_has_a_context():
     assert set(kind_contexts()) == set(KIND_INFO)
 
 
