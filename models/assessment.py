@@ -62,6 +62,7 @@ ACTIVITY = Machine(kind="activity", id_prefix="ACT", states={"recorded": "已登
                    rules=(Rule("record", "登记工作记录", (), "recorded"),))
 
 STATES = {"started": "考核进行中", "published": "结果已通报"}
+OBLIGATION_LABELS = {"self_assessment": "年度考核自评"}
 MACHINE = Machine(
     kind="assessment",
     id_prefix="ASM",
@@ -312,7 +313,7 @@ def _self_reminder(requirement: str):
         step.notice(
             "report_reminder", issuer=issuer, recipients=holders(s, ob.unit, "principal", on),
             title=f"关于督促{unit.name}提交年度考核自评的通知", main_to=unit.name,
-            context={"case_id": step.case.id, "unit_name": unit.name, "obligation_label": "年度考核自评",
+            context={"case_id": step.case.id, "unit_name": unit.name, "obligation_label": OBLIGATION_LABELS[ob.kind],
                      "due_at": beijing(ob.due_at), "overdue_by": overdue_by(ob.due_at, step.recorded_at),
                      "requirement": requirement, "step": ob.step + 1 + len(implied),
                      "calendar_unconfirmed": ob.calendar_unconfirmed},

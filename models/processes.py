@@ -19,9 +19,9 @@ def machines() -> dict:
 
 def obligation_label(kind: str) -> str:
     """Chinese name of an obligation kind (the id itself when no process names it)."""
-    from models import accountability, incident, rectification
+    from models import accountability, assessment, incident, rectification
 
-    for labels in (incident.OBLIGATION_LABELS, rectification.OBLIGATION_LABELS, accountability.OBLIGATION_LABELS):
-        if kind in labels:
-            return labels[kind]
-    return {"self_assessment": "提交年度自评"}.get(kind, kind)
+    for process in (incident, rectification, accountability, assessment):
+        if kind in process.OBLIGATION_LABELS:
+            return process.OBLIGATION_LABELS[kind]
+    return kind

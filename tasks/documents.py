@@ -36,13 +36,9 @@ def render(notice, fmt: str) -> bytes:
     """The notice as a file's bytes in ``fmt`` (one of :data:`FORMATS`)."""
     if fmt not in FORMATS:
         raise DomainError(f"不支持的格式 '{fmt}'（允许：{', '.join(FORMATS)}）", "--format")
-    if fmt == "html":
-        return notice.html.encode("utf-8")
-    if fmt == "text":
-        return notice.text.encode("utf-8")
-    if fmt == "pdf":
-        return notice_pdf(notice.html)
-    return notice_docx(notice.html)
+    if fmt in RENDERERS:
+        return RENDERERS[fmt](notice.html)
+    return (notice.html if fmt == "html" else notice.text).encode("utf-8")
 
 
 # --------------------------------------------------------------------------- PDF
@@ -135,8 +131,7 @@ def _set_font(run, role: str, size_pt: float | None = None, color: str | None = 
         run.font.color.rgb = RGBColor.from_string(color)
 
 
-def _inline(paragraph, el, role: str, size_pt: float | None = None, color: str | None = None,
-            strip: bool = True) -> None:
+def _inline(paragraph, el, role: str, size_pt: float | None = None, color: str | None = None) -> None:
     """Runs of ``el``'s text and inline children (spans change the font role)."""
     pieces: list[tuple[str, str]] = []
 
@@ -150,7 +145,7 @@ def _inline(paragraph, el, role: str, size_pt: float | None = None, color: str |
 
     walk(el, _font_of(el, role))
     pieces = [(_SPACE.sub(" ", text), r) for text, r in pieces]
-    if strip and pieces:
+    if pieces:
         pieces[0] = (pieces[0][0].lstrip(), pieces[0][1])
         pieces[-1] = (pieces[-1][0].rstrip(), pieces[-1][1])
     for text, r in pieces:
@@ -223,11 +218,10 @@ class _Writer:
     # ---- blocks of the layout, in page order
     def block(self, el) -> None:
         from docx.enum.text import WD_ALIGN_PARAGRAPH as AL
+        from docx.shared import Pt
 
         cls = _classes(el)
         if el.tag == "hr" or "sep" in cls:
-            from docx.shared import Pt
-
             p = self.para(None, size_pt=4, line_pt=None)
             p.paragraph_format.space_before = Pt(6)
             _border(p, "bottom", 12, RED)  # 1.5 pt red 分隔线
@@ -239,8 +233,6 @@ class _Writer:
             for child in el:
                 self.para(child, "fang" if "copy-no" in _classes(child) else "hei")
         elif "mark" in cls:
-            from docx.shared import Pt
-
             p = self.para(el, "xbs", align=AL.CENTER, size_pt=MARK_PT, color=RED, line_pt=None)
             p.paragraph_format.space_before = Pt(24)
         elif "docno" in cls:
@@ -250,8 +242,6 @@ class _Writer:
             else:
                 self.para(el, align=AL.CENTER)
         elif el.tag == "h1" or "title" in cls:
-            from docx.shared import Pt
-
             p = self.para(el, "xbs", align=AL.CENTER, size_pt=TITLE_PT, line_pt=None)
             p.paragraph_format.space_before = Pt(BODY_PT * 2)
             p.paragraph_format.space_after = Pt(BODY_PT)
