@@ -63,9 +63,11 @@ MACHINE = Machine(
         Rule("dismiss", "不予问责", ("proposed",), "dismissed"),
         # closed at once when nobody was given a form (no appeal window to wait for)
         Rule("decide", "作出问责决定", ("investigating",), "decided", alternatives=("closed",)),
-        # not from "closed": every window has ended then (a late appeal is refused with its end date)
-        Rule("appeal", "提出申诉", ("decided", "appealed"), "appealed"),
-        Rule("decide_appeal", "作出申诉处理决定", ("appealed",), "closed", alternatives=("decided", "appealed")),
+        # also from "closed" (an earlier appeal decided) while the person's own window is open;
+        # a late appeal is refused with its window's end date
+        Rule("appeal", "提出申诉", ("decided", "appealed", "closed"), "appealed"),
+        # closed once no appeal is pending; other persons' windows stay open (and appealable)
+        Rule("decide_appeal", "作出申诉处理决定", ("appealed",), "closed", alternatives=("appealed",)),
         Rule("escalate", "期限到期处理", tuple(STATES), None, system_only=True, alternatives=("closed",)),
     ),
 )
@@ -435,26 +437,6 @@ def _late(window: Obligation) -> str:
     return f"申诉期限已于 {cn_date(appeal_last_day(window.due_at))}（当日24时）届满，不能再提出申诉"
 
 
-def _refuse_after_close(req: "FileAppealRequest") -> None:
-    """A closed case takes no appeal (the machine refuses it); a person whose window has ended
-    is told that window's last day, as inside the case."""
-    from models.db import session
-
-    with session() as s:
-        case = s.get(Case, req.case_id)
-        if case is None or case.kind != MACHINE.kind or case.state in MACHINE.rule("appeal").source:
-            return
-        windows = s.exec(select(Obligation).where(Obligation.case_id == case.id, Obligation.kind == "appeal_window")
-                         .order_by(Obligation.id.desc())).all()
-        mine = next((o for o in windows if o.data.get("person") == req.person), None)
-        refusal = MACHINE.refuse(case, MACHINE.rule("appeal")).message
-        filed = case.data.get("appeals", {}).get(req.person)
-        if filed:
-            raise DomainError(f"{req.person} 已于 {filed['filed_at']} 提出申诉；{refusal}", "person")
-        if mine is not None:
-            raise DomainError(f"{_late(mine)}；{refusal}", "effective_at")
-
-
 def _person_obligation(step: Step, kind: str, person: str) -> Obligation | None:
     rows = [o for o in step.obligations(kind) if o.data.get("person") == person]
     return rows[-1] if rows else None
@@ -482,19 +464,12 @@ def appeal(req: FileAppealRequest, flow_run_id: str | None = None) -> Result:
                                                          "status": "pending"}}
         step.case.data = {**d, "appeals": appeals}
 
-    _refuse_after_close(req)
     return transition(MACHINE, "appeal", actor=req.actor, case_id=req.case_id, effective_at=req.effective_time(),
                       effect=effect, flow_run_id=flow_run_id, payload={"person": req.person, "reason": req.reason})
 
 
-def _settled_state(step: Step) -> str:
-    """decided while appeal windows are open, appealed while an appeal is pending, else closed."""
-    appeals = step.case.data.get("appeals", {})
-    if any(a["status"] == "pending" for a in appeals.values()):
-        return "appealed"
-    if any(o.status == ObligationStatus.open for o in step.obligations("appeal_window")):
-        return "decided"
-    return "closed"
+def _pending_appeals(step: Step) -> bool:
+    return any(a["status"] == "pending" for a in step.case.data.get("appeals", {}).values())
 
 
 def decide_appeal(req: DecideAppealRequest, flow_run_id: str | None = None) -> Result:
@@ -512,7 +487,7 @@ def decide_appeal(req: DecideAppealRequest, flow_run_id: str | None = None) -> R
             persons[req.person]["changed_by_appeal"] = req.opinion
             decision["persons"] = persons
         step.case.data = {**d, "appeals": appeals, "decision": decision}
-        step.next_state = _settled_state(step)
+        step.next_state = "appealed" if _pending_appeals(step) else "closed"
 
     return transition(MACHINE, "decide_appeal", actor=req.actor, case_id=req.case_id,
                       effective_at=req.effective_time(), effect=effect, flow_run_id=flow_run_id,
@@ -550,7 +525,8 @@ def escalate(ob_id: int, case_id: str, flow_run_id: str | None = None, session=N
             ob.data = {**ob.data, "closed_unused_at": iso(now)}
             step.event_type = "appeal_window_closed"
             step.s.flush()
-            if step.case.state == "decided" and _settled_state(step) == "closed":
+            if step.case.state == "decided" and not any(
+                    o.status == ObligationStatus.open for o in step.obligations("appeal_window")):
                 step.next_state = "closed"
         else:
             step.miss(ob)

@@ -468,8 +468,8 @@ def test_a_decision_with_no_forms_closes_at_once(org, sink):
     assert case["state"] == "closed" and [o["status"] for o in case["obligations"]] == ["met"]
     from support import refused
 
-    err = refused(core, "appeal", actor=LIAISON, case_id=cid, person=LIAISON, reason="不服")
-    assert "closed（已办结）" in err.message
+    err = refused(core, "appeal", field="person", actor=LIAISON, case_id=cid, person=LIAISON, reason="不服")
+    assert "被问责人员：无" in err.message
 
 
 def _decided_case(**more_forms) -> str:
@@ -529,10 +529,11 @@ def test_appeal_inside_the_window_keeps_the_decision_in_force(org, sink):
     assert f"{printed}（当日24时）届满" in info.value.message and "4月8日" not in info.value.message
     assert db_state() == before
     out = core("decide_appeal", actor=STREET, case_id=cid, person=LIAISON, upheld=True, opinion="维持")
-    assert out.case.state == "decided"  # p-ma-yumei's window has not been closed by the sweep yet
+    assert out.case.state == "closed"  # no appeal pending (p-ma-yumei's window is left to the sweep)
     assert show(cid)["data"]["decision"] == decision  # upheld: unchanged, still in force
     sweep()
     assert show(cid)["state"] == "closed"
+    assert [o["status"] for o in _obligations(cid) if o["person"] == "p-ma-yumei"] == ["waived"]
     from support import refused
 
     refused(core, "appeal", field="person", contains="已于", actor=LIAISON, case_id=cid, person=LIAISON, reason="再次申诉")
@@ -552,12 +553,19 @@ def test_an_appeal_that_changes_the_decision_touches_only_the_appellant(org):
     core("appeal", actor=LIAISON, case_id=cid, person=LIAISON, reason="事实认定有误")
     assert show(cid)["data"]["decision"] == decision
     out = core("decide_appeal", actor=STREET, case_id=cid, person=LIAISON, upheld=False, opinion="改为通报")
-    assert out.case.state == "decided"  # the other windows are still open
+    assert out.case.state == "closed"  # SPEC: decide-appeal → closed
     after = show(cid)["data"]["decision"]
     assert after["in_force"] is True and after["persons"][LIAISON]["changed_by_appeal"] == "改为通报"
     assert {k: v for k, v in after["persons"].items() if k != LIAISON} == {
         k: v for k, v in decision["persons"].items() if k != LIAISON}
     assert show(cid)["data"]["appeals"][LIAISON]["status"] == "changed"
+    # another person named keeps the right to appeal inside their own window, closed or not
+    at("2026-03-25T10:00:00+08:00")
+    assert core("appeal", actor=LEAD, case_id=cid, person=LEAD, reason="不服").case.state == "appealed"
+    at("2026-03-26T10:00:00+08:00")
+    assert core("decide_appeal", actor=STREET, case_id=cid, person=LEAD, upheld=True,
+                opinion="维持").case.state == "closed"
+    assert {k: v["status"] for k, v in show(cid)["data"]["appeals"].items()} == {LIAISON: "changed", LEAD: "upheld"}
 
 
 def test_a_late_appeal_after_the_sweep_closed_the_case_is_refused_with_the_windows_end(org):
@@ -571,10 +579,10 @@ def test_a_late_appeal_after_the_sweep_closed_the_case_is_refused_with_the_windo
     assert show(cid)["state"] == "closed"
     err = refused(core, "appeal", field="effective_at", contains=f"申诉期限已于 {printed}（当日24时）届满",
                   actor=LIAISON, case_id=cid, person=LIAISON, reason="不服")
-    assert "closed（已办结）" in err.message and "4月8日" not in err.message
-    # someone the decision did not name is refused by the state machine
-    err = refused(core, "appeal", actor=OFFICER, case_id=cid, person=OFFICER, reason="不服")
-    assert "closed（已办结）" in err.message
+    assert "4月8日" not in err.message
+    # someone the decision did not name is refused, the persons named are listed
+    err = refused(core, "appeal", field="person", contains=LIAISON, actor=OFFICER, case_id=cid, person=OFFICER,
+                  reason="不服")
 
 
 def test_dismissal_needs_a_reason(org):
