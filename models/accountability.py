@@ -268,8 +268,11 @@ def evaluate_incident(step: Step) -> list[str]:
         wanted.append(("c2_data_leak", "发生国家秘密泄露，或较大及以上的个人信息、基础数据泄露"))
     if category == "cii_attack" and "handling" in missed and large:
         wanted.append(("c3_cii_attack_unhandled", "关键信息基础设施遭受攻击，未在时限内处置"))
-    if d.get("concealed") or "external_report" in missed:
-        wanted.append(("c4_concealment_or_unrectified", "经查存在瞒报" if d.get("concealed") else "超过对外报告时限仍未报告"))
+    # 瞒报: recorded by an update, or set at the report when it came after the external deadline
+    # (a late external report by a unit that reported in time is 迟报, escalated by the sweep)
+    if d.get("concealed"):
+        wanted.append(("c4_concealment_or_unrectified", "超过对外报告时限才报告事件（瞒报）"
+                       if d.get("concealed_by") == "late_report" else "经查存在瞒报"))
     created = []
     facts_date = local(parse_time(d["discovered_at"])).date()
     for circumstance, why in wanted:

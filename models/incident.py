@@ -233,8 +233,11 @@ def report(req: ReportIncidentRequest, flow_run_id: str | None = None) -> Result
             step.warn(f"迟报：内部报告时限为 {beijing(internal.due_at)}，实际报告于 {beijing(eff)}，"
                       f"迟报 {internal.data['late_minutes']} 分钟")
         if level in pol["external_report_levels"]:
-            step.open("external_report", add_hours(discovered, pol["external_report_hours"][path]),
-                      role="cyber_officer", data={"report_to": REPORT_TO[path]})
+            external = step.open("external_report", add_hours(discovered, pol["external_report_hours"][path]),
+                                 role="cyber_officer", data={"report_to": REPORT_TO[path]})
+            if eff > external.due_at:  # SPEC 3.3 c4: first reported after the external deadline = 瞒报
+                case.data = {**case.data, "concealed": True, "concealed_by": "late_report"}
+                step.warn(f"瞒报：事件于对外报告时限 {beijing(external.due_at)} 之后才报告（{beijing(eff)}）")
         step.open("handling", add_hours(discovered, pol["handling_hours"][level]), role="cyber_lead")
         on = local(eff).date()
         office, office_people = office_recipients(s, case.unit, on)
@@ -293,7 +296,7 @@ def update(req: UpdateIncidentRequest, flow_run_id: str | None = None) -> Result
         notes.append({"note": req.note, "at": iso(step.effective_at), "by": step.actor})
         case.data = {**case.data, "updates": notes}
         if req.concealed and not case.data.get("concealed"):
-            case.data = {**case.data, "concealed": True}
+            case.data = {**case.data, "concealed": True, "concealed_by": "update"}
             step.warn("经查存在瞒报")
             step.payload["concealed"] = True
         if step.rule.action == "resolve":

@@ -158,11 +158,19 @@ def test_each_circumstance_is_proposed_once_whoever_notices_it(org):
     core("update", actor=OFFICER, case_id=c4, note="核查发现曾隐瞒", concealed=True)
     core("update", actor=OFFICER, case_id=c4, note="再次续报", concealed=True)
     assert [p["data"]["circumstance"] for p in proposals(c4)] == ["c4_concealment_or_unrectified"]
+    # 瞒报 by lateness: first reported at 09:30, after the 4-hour external deadline (08:00) had passed
+    hidden = incident(category="ransomware", level="relatively_major", discovered_at="2026-11-20T04:00:00+08:00")
+    assert [p["data"]["circumstance"] for p in proposals(hidden)] == ["c4_concealment_or_unrectified"]
+    assert "超过对外报告时限才报告事件（瞒报）" in proposals(hidden)[0]["data"]["facts"]
+    assert show(hidden)["data"]["concealed"] is True and any("瞒报" in w for w in show(hidden)["warnings"])
+    # reported in time, external report not made: 迟报 (reminded by the sweep), no proposal
+    late_external = incident(category="ransomware", level="relatively_major", discovered_at="2026-11-20T09:00:00+08:00")
     at("2026-11-21T10:00:00+08:00")  # cii: external report (1 h) and handling (24 h) missed
     sweep()
     sweep()
-    assert sorted(p["data"]["circumstance"] for p in proposals(c3)) == [
-        "c3_cii_attack_unhandled", "c4_concealment_or_unrectified"]
+    assert [p["data"]["circumstance"] for p in proposals(c3)] == ["c3_cii_attack_unhandled"]
+    assert proposals(late_external) == [] and len(proposals(hidden)) == 1
+    assert {o["kind"]: o["status"] for o in show(late_external)["obligations"]}["external_report"] == "missed"
     assert len(proposals(c2)) == 1
 
 
