@@ -19,7 +19,7 @@ def report_incident(request: ReportIncidentRequest) -> dict:
 
 @flow(name="update-incident", validate_parameters=True)
 def update_incident(request: UpdateIncidentRequest) -> dict:
-    """续报：记录事件进展；填写对外报告时间即完成对外报告；处置完毕后开启 30 日内报送总结报告的时限。"""
+    """续报：记录事件进展；填写对外报告时间即完成对外报告；处置完毕后开启 30 日内报送总结报告的时限；办结后仍可补充报告（补录对外报告时间、经查瞒报等）。"""
     return run_action(incident.update, request, "事件续报")
 
 

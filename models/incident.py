@@ -65,7 +65,7 @@ MACHINE = Machine(
     rules=(
         Rule("report", "报告事件", (), "reported"),
         Rule("progress", "续报/进展", ("reported", "handling"), "handling"),
-        Rule("supplement", "补充报告", ("resolved",), None),
+        Rule("supplement", "补充报告", ("resolved", "closed"), None),  # e.g. an external report owed after closing
         Rule("resolve", "处置完毕", ("reported", "handling"), "resolved", meets=("handling",)),
         Rule("submit_summary", "提交总结报告", ("resolved",), "closed"),  # meets summary_report in its effect
         Rule("escalate", "逾期督办", tuple(STATES), None, system_only=True),
@@ -274,7 +274,7 @@ def update(req: UpdateIncidentRequest, flow_run_id: str | None = None) -> Result
 
     external_at = optional_time(req.external_reported_at, "external_reported_at")
     state = _state_of(req.case_id)
-    action = "resolve" if req.resolved else ("supplement" if state == "resolved" else "progress")
+    action = "resolve" if req.resolved else ("supplement" if state in ("resolved", "closed") else "progress")
 
     def effect(step: Step) -> None:
         case = step.case
@@ -324,6 +324,9 @@ def submit_summary(req: SubmitIncidentSummaryRequest, flow_run_id: str | None = 
         office, office_people = office_recipients(s, case.unit, on)
         signer = holders(s, case.unit, "principal", on) or holders(s, case.unit, "cyber_lead", on)
         step.meet(step.obligation("summary_report"))
+        external = step.obligation("external_report")
+        if external is not None and external.met_at is None:  # still owed after closing: stays on the ledger
+            step.warn(f"对外报告尚未录入（时限 {beijing(external.due_at)}）：事件办结后仍须报告并录入报告时间")
         step.notice(
             "incident_summary", issuer=unit, recipients=office_people + unit_leaders(s, case.unit, on),
             title=f"关于{unit.name}“{case.title}”事件处置情况的总结报告",

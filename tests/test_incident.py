@@ -222,8 +222,8 @@ class TestBadInput:
         err = refused(core, "update-incident", actor=OFFICER, case_id=case_id, note="再次处置完毕", resolved=True)
         assert "resolved（处置完毕）" in err.message and "submit_summary" in err.message
         core("submit-incident-summary", actor=OFFICER, case_id=case_id, cause="a", handling="b", harm="c", lessons="d")
-        err = refused(core, "update-incident", actor=OFFICER, case_id=case_id, note="续报")
-        assert "closed（已办结）" in err.message
+        err = refused(core, "update-incident", actor=OFFICER, case_id=case_id, note="再次处置完毕", resolved=True)
+        assert "closed（已办结）" in err.message and "supplement" in err.message  # 补充报告 is still allowed
 
     def test_concurrent_updates_one_wins_the_other_is_told(self, case_id, monkeypatch):
         """Two operators act on one case at once: one update lands, the other gets the clear
@@ -315,6 +315,33 @@ def test_summary_reminder_says_when_its_time_limit_is_in_an_unannounced_year(org
     with session() as s:
         notice = s.get(Notice, reminder["id"])
         assert "上述时限所在年度的法定节假日安排尚未公布" in notice.text and "尚未公布" in notice.html
+
+
+def test_an_external_report_still_owed_at_closing_stays_owed_and_can_be_recorded_after(org, clock):
+    """Closing does not drop the external report: the summary warns, the obligation stays on the
+    ledger, and a 补充报告 on the closed case records the report time (the state stays closed)."""
+    clock("2026-11-28T10:30:00+08:00")
+    case_id = core("report-incident", **report_params(category="ransomware")).case.id
+    core("update-incident", actor=OFFICER, case_id=case_id, note="已恢复", resolved=True)
+    out = core("submit-incident-summary", actor=OFFICER, case_id=case_id, cause="钓鱼邮件", handling="隔离恢复",
+               harm="有限", lessons="培训")
+    assert out.case.state == "closed"
+    case = show(case_id)
+    assert obligation(case, "external_report")["status"] == "open"
+    assert any("对外报告尚未录入" in w and "14:00" in w for w in case["warnings"])
+    from tasks.ledger import ledger_rows
+
+    with session() as s:
+        assert [r["kind"] for r in ledger_rows(s) if r["case_id"] == case_id] == ["external_report"]
+    clock("2026-11-28T13:00:00+08:00")
+    out = core("update-incident", actor=OFFICER, case_id=case_id, note="已向省网信办报告",
+               external_reported_at="2026-11-28T12:30:00+08:00")
+    assert out.case.state == "closed"
+    case = show(case_id)
+    assert obligation(case, "external_report")["status"] == "met"
+    assert case["events"][-1]["type"] == "supplement" and case["events"][-1]["to_state"] == "closed"
+    refused(core, "update-incident", contains="closed", actor=OFFICER, case_id=case_id, note="再次处置完毕",
+            resolved=True)
 
 
 def test_labels_and_ids_are_both_accepted():
