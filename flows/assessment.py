@@ -57,7 +57,7 @@ def submit_self_assessment(request: SelfAssessmentRequest) -> dict:
 
 @flow(name="score-assessment", validate_parameters=True)
 def score_assessment(request: ScoreAssessmentRequest) -> dict:
-    """考核组评分：逐个单位或批量录入人工评分项得分、加分和一票否决情况。"""
+    """考核组评分：逐个单位（单位 + 得分）或批量（评分表）录入人工评分项得分、加分和一票否决情况；重新评分覆盖该单位原评分。"""
     return run_action(core.score, request, "考核评分")
 
 

@@ -120,10 +120,27 @@ class UnitScore(BaseModel):
 
 
 class ScoreAssessmentRequest(Request):
-    """考核组评分：逐个单位或批量（表格）录入人工评分项得分、加分和一票否决情况。"""
+    """考核组评分：逐个单位（填写单位和得分）或批量（填写评分表）录入人工评分项得分、加分和一票否决情况。"""
 
     year: int = Field(title="考核年度")
-    table: list[UnitScore] = Field(title="评分表", min_length=1)
+    unit: str = Field(default="", title="单位", description="逐个单位评分时填写；批量评分请用评分表")
+    scores: dict[str, float] = Field(default_factory=dict, title="人工评分项得分", description="{考核项 id: 分数}")
+    bonus: dict[str, float] = Field(default_factory=dict, title="加分", description="{加分项 id: 分数}")
+    falsified: bool = Field(default=False, title="发现弄虚作假（一票否决）")
+    note: str = Field(default="", title="评分说明")
+    table: list[UnitScore] = Field(default_factory=list, title="评分表（批量）", description="每行一个单位")
+
+    def entries(self) -> list[tuple[str, UnitScore]]:
+        """(field prefix, entry) for each unit scored: the single unit, or each row of the table."""
+        single = bool(self.unit or self.scores or self.bonus or self.falsified or self.note)
+        if single and self.table:
+            raise DomainError("逐个单位评分（unit、scores）和批量评分（table）只能填写一种", "table")
+        if self.table:
+            return [(f"table[{i}].", entry) for i, entry in enumerate(self.table)]
+        if not self.unit:
+            raise DomainError("必填：逐个单位评分填写 unit 和 scores，批量评分填写 table", "unit")
+        return [("", UnitScore(unit=self.unit, scores=self.scores, bonus=self.bonus, falsified=self.falsified,
+                               note=self.note))]
 
 
 class PublishAssessmentRequest(Request):
@@ -363,29 +380,30 @@ def _cycle_id(year: int) -> str:
 
 def score(req: ScoreAssessmentRequest, flow_run_id: str | None = None) -> Result:
     """考核组评分 (per unit or a bulk table); re-scoring a unit replaces its scores."""
+    entries = req.entries()
 
     def effect(step: Step) -> None:
         s = step.s
         rows = _rows(s, step.case.id)
         items = _manual(step.case)
         bonus = {b["id"]: b for b in step.case.data["catalogue"].get("bonus") or []}
-        for i, entry in enumerate(req.table):
+        for at, entry in entries:
             if entry.unit not in rows:
-                raise DomainError(f"单位 '{entry.unit}' 不在 {req.year} 年度考核范围内", f"table[{i}].unit")
-            _check_scores(entry.scores, items, f"table[{i}].scores")
+                raise DomainError(f"单位 '{entry.unit}' 不在 {req.year} 年度考核范围内", f"{at}unit")
+            _check_scores(entry.scores, items, f"{at}scores")
             missing = [iid for iid in items if iid not in entry.scores]
             if missing:
-                raise DomainError(f"{entry.unit} 缺少人工评分项：{', '.join(missing)}", f"table[{i}].scores")
-            _check_scores(entry.bonus, bonus, f"table[{i}].bonus")
+                raise DomainError(f"{entry.unit} 缺少人工评分项：{', '.join(missing)}", f"{at}scores")
+            _check_scores(entry.bonus, bonus, f"{at}bonus")
             if entry.falsified and _falsified_veto(step.case.data["catalogue"]) is None:
                 raise DomainError("本年度考核指标未设“考核材料弄虚作假”一票否决项（规则 veto_falsified），不能据此否决",
-                                  f"table[{i}].falsified")
+                                  f"{at}falsified")
             row = rows[entry.unit]
             row.manual = {"scores": dict(entry.scores), "bonus": dict(entry.bonus), "falsified": entry.falsified,
                           "note": entry.note, "by": step.actor}
             row.scored_at = step.effective_at
             s.add(row)
-        step.payload["units"] = [e.unit for e in req.table]
+        step.payload["units"] = [e.unit for _at, e in entries]
 
     return transition(MACHINE, "score", actor=req.actor, case_id=_cycle_id(req.year),
                       effective_at=req.effective_time(), effect=effect, flow_run_id=flow_run_id)

@@ -227,13 +227,23 @@ def test_a_scripted_year_start_self_assess_score_publish(org, sink, clock, tmp_p
     with pytest.raises(DomainError) as info:
         run_flow("score-assessment", actor=OFFICE, year=2026, table=[{"unit": "SQ99", "scores": FULL_MANUAL}])
     assert info.value.field == "table[0].unit"
+    with pytest.raises(DomainError) as info:  # one unit, without a table
+        run_flow("score-assessment", actor=OFFICE, year=2026, unit="SQ99", scores=FULL_MANUAL)
+    assert info.value.field == "unit" and "SQ99" in info.value.message
+    with pytest.raises(DomainError) as info:
+        run_flow("score-assessment", actor=OFFICE, year=2026, unit="SQ01", scores=FULL_MANUAL,
+                 table=[{"unit": "SQ02", "scores": FULL_MANUAL}])
+    assert info.value.field == "table"
+    with pytest.raises(DomainError) as info:
+        run_flow("score-assessment", actor=OFFICE, year=2026)
+    assert info.value.field == "unit"
     assert db_state() == before
     table = [{"unit": f"SQ{n:02d}", "scores": manual(MANUAL.get(f"SQ{n:02d}", 45)),
               "bonus": {"commendation": 3} if n == 1 else {}} for n in range(1, 12)]
     table[9] = {**table[9], "falsified": True, "note": "演练记录系事后补做"}  # SQ10: the assessors find falsified records
     run_flow("score-assessment", actor=OFFICE, year=2026, table=table)
     refused(run_flow, "publish-assessment", actor=STREET, year=2026, field="year", contains="SQ12")
-    run_flow("score-assessment", actor=OFFICE, year=2026, table=[{"unit": "SQ12", "scores": manual(45)}])
+    run_flow("score-assessment", actor=OFFICE, year=2026, unit="SQ12", scores=manual(45))  # one unit
     # after 31 Dec: a meeting of 2027 (does not count for 2026), and SQ03 gets a new secretary
     clock("2027-01-03T10:00:00+08:00")
     run_flow("record-activity", actor=OFFICE, unit="SQ02", kind="meeting", date="2027-01-03", title="新年专题会议",
