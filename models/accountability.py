@@ -428,6 +428,13 @@ def decide(req: RecordAccountabilityDecisionRequest, flow_run_id: str | None = N
                       effect=effect, flow_run_id=flow_run_id, payload={"decided_by": req.decided_by})
 
 
+def imposes_accountability(decision: dict | None) -> bool:
+    """A decision that holds someone accountable: a form for a person or for the organisation
+    (a decision that gives nobody a form is 不予问责 in substance)."""
+    return bool(decision) and (bool(decision.get("organisation_forms"))
+                               or any(p.get("forms") for p in decision.get("persons", {}).values()))
+
+
 def appeal_last_day(due_at: dt.datetime) -> date:
     """The last day of an appeal window due at ``due_at`` (24:00 of that day): the date the
     decision prints and the date a late appeal is told."""

@@ -116,14 +116,17 @@ class YearRecords:
                 self.missed[case_id].add(kind)
             else:
                 self.pending.add(case_id)
-        # accountability decided on a source case (any time from the year's start)
+        # accountability decided on a source case (any time from the year's start) that held
+        # someone accountable
+        from models.accountability import imposes_accountability
+
         self.decided_sources: dict[str, str] = {}
         q = select(Case.id, Case.proposed_from, Case.data).where(
             Case.kind == "accountability", Case.proposed_from.is_not(None), Case.created_at >= start)
         if few:  # by its source (an accountability case may belong to another unit)
             q = q.where(Case.proposed_from.in_(sorted(cases)))
         for cid, source, data in s.exec(q.order_by(Case.id)).yield_per(5000):
-            if data.get("decision"):
+            if imposes_accountability(data.get("decision")):
                 self.decided_sources.setdefault(source, cid)
 
     def of(self, unit: str, kind: str) -> list[tuple]:

@@ -528,10 +528,21 @@ def test_year_records_read_per_unit_equal_the_whole_year(org, clock, monkeypatch
     inc = act(i.report, i.ReportIncidentRequest, actor=OFFICE, unit="SQ07", category="ddos",
               level="relatively_major", title="门户网站遭攻击", description="网站中断 3 小时",
               discovered_at="2026-07-01T09:30:00+08:00").case.id
+    spared = act(i.report, i.ReportIncidentRequest, actor=OFFICE, unit="SQ07", category="ddos",
+                 level="relatively_major", title="门户网站再遭攻击", description="网站中断 2 小时",
+                 discovered_at="2026-07-01T09:40:00+08:00").case.id
     t = datetime(2026, 10, 1, 2, 0, tzinfo=timezone.utc)
+
+    def decision(forms: list[str]) -> dict:
+        return {"decision": {"decided_at": "2026-10-01T10:00:00+08:00", "organisation_forms": [],
+                             "persons": {"p-x": {"forms": forms}}}}
+
     with session() as s:
         s.add(Case(id="ACC-2026-0901", kind="accountability", state="decided", unit="JD01", proposed_from=inc,
-                   data={"decision": {"date": "2026-10-01"}}, created_at=t, updated_at=t))
+                   data=decision(["通报"]), created_at=t, updated_at=t))
+        # a decision that gave nobody a form held nobody accountable: no veto for `spared`
+        s.add(Case(id="ACC-2026-0902", kind="accountability", state="closed", unit="JD01", proposed_from=spared,
+                   data=decision([]), created_at=t, updated_at=t))
     at("2026-11-25T10:00:00+08:00")  # a low risk due in 2027: left out of 2026, counted in 2027
     low = act(r.notify, r.NotifyRiskRequest, actor=OFFICE, unit="SQ06", source="区网信办检查", risk_level="low",
               problem="日志留存不足", requirement="整改").case.id
