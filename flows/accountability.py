@@ -36,7 +36,7 @@ def record_accountability_decision(request: RecordAccountabilityDecisionRequest)
 
 @flow(name="file-appeal", validate_parameters=True)
 def file_appeal(request: FileAppealRequest) -> dict:
-    """被问责人员在 1 个月申诉期内提出申诉（超期不予受理）；申诉期间原决定继续执行。"""
+    """被问责人员或被问责党组织（申诉人填写单位代码）在 1 个月申诉期内提出申诉（超期不予受理）；申诉期间原决定继续执行。"""
     return run_action(core.appeal, request, "申诉")
 
 

@@ -158,10 +158,10 @@ class RecordAccountabilityDecisionRequest(Request):
 
 
 class FileAppealRequest(Request):
-    """被问责人员在收到问责决定 1 个月内提出申诉（期限届满或案件办结后不予受理）；申诉期间不停止决定的执行。"""
+    """被问责人员（或被问责党组织）在收到问责决定 1 个月内提出申诉（期限届满后不予受理）；申诉期间不停止决定的执行。"""
 
     case_id: str = Field(title="问责案件编号")
-    person: str = Field(title="申诉人", description="人员编号")
+    person: str = Field(title="申诉人", description="人员编号；被问责党组织申诉时填写单位代码")
     reason: str = Field(title="申诉理由", min_length=1)
 
 
@@ -169,7 +169,7 @@ class DecideAppealRequest(Request):
     """作出申诉处理决定（维持或变更原决定），1 个月内办结。"""
 
     case_id: str = Field(title="问责案件编号")
-    person: str = Field(title="申诉人", description="人员编号")
+    person: str = Field(title="申诉人", description="人员编号；被问责党组织申诉时填写单位代码")
     upheld: bool = Field(title="维持原决定")
     opinion: str = Field(title="处理意见", min_length=1)
 
@@ -399,7 +399,7 @@ def decide(req: RecordAccountabilityDecisionRequest, flow_run_id: str | None = N
                   role="principal", unit=authority.code, next_action_at=step.recorded_at)
         window = add_months(step.effective_at, _pol("appeal_window_months"), cal)  # the same for everyone
         opened = [step.open("appeal_window", window, role="", data={"person": pid})
-                  for pid, p in decision["persons"].items() if p["forms"]]
+                  for pid in appellants(decision, case.unit)]
         if not opened:  # nobody may appeal: nothing to wait for (serve_decision is still swept)
             step.next_state = "closed"
         dissenters = set((case.data.get("collective_decision") or {}).get("dissenters", []))
@@ -435,6 +435,13 @@ def imposes_accountability(decision: dict | None) -> bool:
                                or any(p.get("forms") for p in decision.get("persons", {}).values()))
 
 
+def appellants(decision: dict, unit: str) -> list[str]:
+    """Who may appeal a decision: each person given a form, and the organisation (its unit
+    code) when it was given one (被问责党组织、被问责领导干部)."""
+    return [pid for pid, p in decision["persons"].items() if p["forms"]] + (
+        [unit] if decision.get("organisation_forms") else [])
+
+
 def appeal_last_day(due_at: dt.datetime) -> date:
     """The last day of an appeal window due at ``due_at`` (24:00 of that day): the date the
     decision prints and the date a late appeal is told."""
@@ -458,10 +465,10 @@ def appeal(req: FileAppealRequest, flow_run_id: str | None = None) -> Result:
 
     def effect(step: Step) -> None:
         d = step.case.data
-        persons = d["decision"]["persons"]
-        if req.person not in persons or not persons[req.person]["forms"]:
-            named = [p for p, v in persons.items() if v["forms"]]
-            raise DomainError(f"'{req.person}' 不是本问责决定的被问责人员；被问责人员：{', '.join(named) or '无'}", "person")
+        named = appellants(d["decision"], step.case.unit)
+        if req.person not in named:
+            raise DomainError(f"'{req.person}' 不是本问责决定的被问责人员或党组织；可以申诉的：{', '.join(named) or '无'}",
+                              "person")
         if req.person in d.get("appeals", {}):
             raise DomainError(f"{req.person} 已于 {d['appeals'][req.person]['filed_at']} 提出申诉", "person")
         window = _person_obligation(step, "appeal_window", req.person)
@@ -492,7 +499,9 @@ def decide_appeal(req: DecideAppealRequest, flow_run_id: str | None = None) -> R
         appeals = {**d["appeals"], req.person: {**pending, "status": "upheld" if req.upheld else "changed",
                                                 "opinion": req.opinion, "decided_at": iso(step.effective_at)}}
         decision = dict(d["decision"])
-        if not req.upheld:
+        if not req.upheld and req.person not in decision["persons"]:  # the organisation's appeal
+            decision["organisation_changed_by_appeal"] = req.opinion
+        elif not req.upheld:
             persons = {k: dict(v) for k, v in decision["persons"].items()}
             persons[req.person]["changed_by_appeal"] = req.opinion
             decision["persons"] = persons

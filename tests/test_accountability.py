@@ -477,7 +477,7 @@ def test_a_decision_with_no_forms_closes_at_once(org, sink):
     from support import refused
 
     err = refused(core, "appeal", field="person", actor=LIAISON, case_id=cid, person=LIAISON, reason="不服")
-    assert "被问责人员：无" in err.message
+    assert "可以申诉的：无" in err.message
 
 
 def _decided_case(**more_forms) -> str:
@@ -574,6 +574,31 @@ def test_an_appeal_that_changes_the_decision_touches_only_the_appellant(org):
     assert core("decide_appeal", actor=STREET, case_id=cid, person=LEAD, upheld=True,
                 opinion="维持").case.state == "closed"
     assert {k: v["status"] for k, v in show(cid)["data"]["appeals"].items()} == {LIAISON: "changed", LEAD: "upheld"}
+
+
+def test_the_organisation_held_accountable_may_appeal_under_its_unit_code(org):
+    """被问责党组织 may appeal too (the decision tells it so): a window of its own, the appeal
+    filed under the unit code, a changed decision recorded for the organisation only."""
+    from support import refused
+
+    at("2026-03-05T10:00:00+08:00")
+    cid = core("open", actor=OFFICE, unit="SQ03", circumstance="c6_other", facts="事实", facts_date="2026-02-20",
+               involved_persons=[LIAISON]).case.id
+    core("decide", actor=STREET, case_id=cid, decided_by="JD01", forms={LIAISON: ["诫勉"]},
+         organisation_forms=["检查"])
+    windows = {o["person"]: o["status"] for o in _obligations(cid) if o["kind"] == "appeal_window"}
+    assert windows == {LIAISON: "open", "SQ03": "open"}
+    refused(core, "appeal", field="person", contains="SQ03", actor=OFFICE, case_id=cid, person="SQ04", reason="不服")
+    at("2026-03-20T10:00:00+08:00")
+    assert core("appeal", actor=PRINCIPAL, case_id=cid, person="SQ03", reason="已整改到位").case.state == "appealed"
+    decision = show(cid)["data"]["decision"]
+    assert core("decide_appeal", actor=STREET, case_id=cid, person="SQ03", upheld=False,
+                opinion="改为通报").case.state == "closed"
+    after = show(cid)["data"]["decision"]
+    assert after["organisation_changed_by_appeal"] == "改为通报" and after["persons"] == decision["persons"]
+    assert after["organisation_forms"] == ["检查"] and after["in_force"] is True
+    windows = {o["person"]: o["status"] for o in _obligations(cid) if o["kind"] == "appeal_window"}
+    assert windows == {LIAISON: "open", "SQ03": "met"}  # the person's own window is untouched
 
 
 def test_a_late_appeal_after_the_sweep_closed_the_case_is_refused_with_the_windows_end(org):
