@@ -220,16 +220,36 @@ def cmd_ledger(args) -> int:
             who = "、".join(p["name"] for p in r["responsible"])
             flag = " 日历未确认" if r["calendar_unconfirmed"] else ""
             print(f"{r['due']}  {r['unit']:6} {r['case']:18} {r['obligation']:16} 逾期 {r['overdue_by'] or '-':10} "
-                  f"阶梯 {r['step']}  {who}{flag}")
+                  f"阶梯 {r['step']} {r['step_label']}  {who}{flag}")
     return 0
 
 
 def cmd_sweep(args) -> int:
-    from tasks.notify import deliver
-    from tasks.sweep import sweep
+    """What `sweep-deadlines` does. With a Prefect API (PREFECT_API_URL or a running
+    `dutyflow serve`) it runs that flow, so the 督办台账 artifacts are refreshed and the run
+    shows in the UI; without one it sweeps in-process (no UI to refresh) and says so."""
+    from deployments.settings import apply_offline_settings
 
-    result = sweep()
-    result["delivery"] = deliver()
+    apply_offline_settings()
+    api = _use_prefect_api()
+    if os.environ.get("PREFECT_API_URL"):
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+        from flows.watchdog import sweep_deadlines
+
+        result = sweep_deadlines()
+        print(f"{api}；督办台账已刷新（overdue-ledger）", file=sys.stderr)
+    else:
+        from models.db import session
+        from tasks.ledger import overdue_counts
+        from tasks.notify import deliver
+        from tasks.sweep import sweep
+
+        result = sweep()
+        result["delivery"] = deliver()
+        with session() as s:
+            result["overdue"] = sum(overdue_counts(s).values())
+        print("未连接 Prefect（未设置 PREFECT_API_URL，也没有运行中的 dutyflow serve）：已在本进程巡检，"
+              "督办台账 artifact 由下一次定时巡检刷新", file=sys.stderr)
     _print_json(result)
     return 0
 

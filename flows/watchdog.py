@@ -65,7 +65,8 @@ def refresh_ledger() -> int:
     total = sum(per_unit.values())
     table = [
         {"单位": f"{r['unit']} {r['unit_name']}", "案件": r["case"], "义务": r["obligation"],
-         "时限": r["due"], "逾期": r["overdue_by"], "阶梯": r["step"],
+         "义务名称": r["obligation_label"], "时限": r["due"], "逾期": r["overdue_by"], "阶梯": r["step"],
+         "督办环节": r["step_label"],
          "责任人": "、".join(p["name"] for p in r["responsible"]),
          "日历未确认": "是" if r["calendar_unconfirmed"] else ""}
         for r in rows
@@ -73,8 +74,8 @@ def refresh_ledger() -> int:
     shown = f"（表格显示时限最早的 {len(rows)} 项，全部见 dutyflow ledger --overdue）" if total > len(rows) else ""
     create_table_artifact(table, key="overdue-ledger", description=f"督办台账（逾期事项）{shown}{pinned_note()}")
     md = ["# 督办台账汇总", "", f"逾期事项 {total} 项{shown}。{pinned_note()}", "",
-          "| 单位 | 阶梯 | 数量 |", "|---|---|---|"]
-    md += [f"| {u} | {st} | {n} |" for (u, st), n in sorted(per_unit.items())]
+          "| 单位 | 义务 | 督办环节 | 数量 |", "|---|---|---|---|"]
+    md += [f"| {u} | {ob} | {st} | {n} |" for (u, ob, st), n in sorted(per_unit.items())]
     create_markdown_artifact("\n".join(md), key="overdue-summary", description="督办台账汇总")
     return total
 

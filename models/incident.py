@@ -392,7 +392,7 @@ def evaluate_accountability(step: Step) -> None:
     evaluate_incident(step)
 
 
-def _ladders() -> dict:
+def ladders() -> dict:
     from models.ladder import LadderStep
 
     missed = [LadderStep(1, "missed", "逾期催报", lambda ob, cal: ob.due_at, _remind_and_evaluate, marks_missed=True)]
@@ -404,4 +404,4 @@ def escalate(ob_id: int, case_id: str, flow_run_id: str | None = None, session=N
     and send the 催报通知 once. A second sweep finds nothing to do."""
     from models import ladder
 
-    return ladder.escalate(MACHINE, _ladders(), ob_id, case_id, flow_run_id, session)
+    return ladder.escalate(MACHINE, ladders(), ob_id, case_id, flow_run_id, session)

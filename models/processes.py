@@ -17,6 +17,20 @@ def machines() -> dict:
                                 assessment.MACHINE, assessment.ACTIVITY)}
 
 
+def step_label(kind: str, step: int) -> str:
+    """Chinese name of ladder step ``step`` of an obligation kind (催办, 约谈 …); '未督办' before
+    the first step, '逾期' for a kind without a ladder."""
+    from models import assessment, incident, rectification
+
+    if step <= 0:
+        return "未督办"
+    for process in (incident, rectification, assessment):
+        for ls in process.ladders().get(kind, []):
+            if ls.step == step:
+                return ls.label
+    return "逾期"
+
+
 def obligation_label(kind: str) -> str:
     """Chinese name of an obligation kind (the id itself when no process names it)."""
     from models import accountability, assessment, incident, rectification

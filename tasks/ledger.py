@@ -16,8 +16,8 @@ from models.case import Case, Obligation, ObligationStatus
 from models.clock import iso, local, now
 from models.org import OrgUnit, Person, holders
 
-COLUMNS = ["unit", "unit_name", "case", "obligation", "due", "overdue_by", "step",
-           "responsible", "calendar_unconfirmed"]
+COLUMNS = ["unit", "unit_name", "case", "obligation", "obligation_label", "due", "overdue_by", "step",
+           "step_label", "responsible", "calendar_unconfirmed"]
 
 #: Not yet fulfilled: open, or missed and still to do.
 _PENDING = (Obligation.met_at.is_(None), Obligation.status.in_([ObligationStatus.open, ObligationStatus.missed]))
@@ -46,6 +46,8 @@ def ledger_rows(s: Session, *, unit: str | None = None, overdue: bool = False,
     q = q.order_by(Obligation.due_at, Obligation.id)
     if limit:
         q = q.limit(limit)
+    from models.processes import obligation_label, step_label
+
     on = local(at).date()
     names: dict[str, str] = {}
     rows = []
@@ -58,9 +60,10 @@ def ledger_rows(s: Session, *, unit: str | None = None, overdue: bool = False,
         due = iso(ob.due_at)
         rows.append({
             "unit": ob.unit, "unit_name": unit_name, "case": ob.case_id, "case_id": ob.case_id,
-            "case_title": title, "obligation": ob.kind, "kind": ob.kind, "status": ob.status,
+            "case_title": title, "obligation": ob.kind, "obligation_label": obligation_label(ob.kind),
+            "kind": ob.kind, "status": ob.status,
             "due": due, "due_at": due,
-            "overdue_by": overdue_text(ob.due_at, at), "step": ob.step,
+            "overdue_by": overdue_text(ob.due_at, at), "step": ob.step, "step_label": step_label(ob.kind, ob.step),
             "responsible": [{"person": p, "name": names[p], "role": ob.role} for p in people]
             or [{"person": None, "name": "（空缺）", "role": ob.role}],
             "calendar_unconfirmed": ob.calendar_unconfirmed,
@@ -69,13 +72,17 @@ def ledger_rows(s: Session, *, unit: str | None = None, overdue: bool = False,
 
 
 def overdue_counts(s: Session, at: datetime | None = None) -> Counter:
-    """(unit name, ladder step) → number of overdue obligations, over all of them (one
-    GROUP BY: the summary stays whole when the table artifact shows only the first rows)."""
+    """(unit name, obligation, ladder step) → number of overdue obligations, over all of them
+    (one GROUP BY: the summary stays whole when the table artifact shows only the first rows).
+    Obligation and step are Chinese labels: step 1 of 签收 (催签收) is not step 1 of 整改 (临期提醒)."""
+    from models.processes import obligation_label, step_label
+
     at = at or now()
     q = (
-        select(OrgUnit.name, Obligation.step, func.count())
+        select(OrgUnit.name, Obligation.kind, Obligation.step, func.count())
         .join(OrgUnit, OrgUnit.code == Obligation.unit)
         .where(*_PENDING, Obligation.due_at < at)
-        .group_by(OrgUnit.name, Obligation.step)
+        .group_by(OrgUnit.name, Obligation.kind, Obligation.step)
     )
-    return Counter({(name, step): n for name, step, n in s.exec(q).all()})
+    return Counter({(name, obligation_label(kind), f"{step} {step_label(kind, step)}"): n
+                    for name, kind, step, n in s.exec(q).all()})

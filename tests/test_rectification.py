@@ -159,7 +159,8 @@ def test_sweep_flow_refreshes_the_overdue_ledger_artifact(org, clock):
     assert [r["逾期"] for r in rows] == ["3天10小时", "1天10小时"]
     summary = latest("overdue-summary")
     assert "逾期事项 2 项" in summary
-    assert "| 建设社区 | 1 | 1 |" in summary and "| 建设社区 | 2 | 1 |" in summary
+    assert "| 建设社区 | 签收整改通知 | 1 催签收 | 1 |" in summary and "| 建设社区 | 完成整改并报送整改报告 | 2 催办 | 1 |" in summary
+    assert [(r["督办环节"], r["义务名称"]) for r in rows] == [("催签收", "签收整改通知"), ("催办", "完成整改并报送整改报告")]
 
 
 # ---------------------------------------------------------------- the ladder
