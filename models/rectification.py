@@ -218,13 +218,26 @@ def _interview(step: Step, ob: Obligation, implied) -> None:
     )
 
 
+def _escalation_record(ob: Obligation) -> str:
+    """What the 问责建议 may say of 催办 and 约谈: only the steps actually taken (a notice sent);
+    steps skipped while the sweep was not running are named as such, never as done."""
+    taken = {e["name"] for e in ob.data.get("ladder", []) if not e.get("implied")}
+    labels = {ls.name: ls.label for ls in ladders()["rectify"]}
+    done = [labels[n] for n in ("urge", "interview") if n in taken]
+    skipped = [labels[n] for n in ("urge", "interview") if n not in taken]
+    text = f"经{'、'.join(done)}后仍未整改到位。" if done else ""
+    if skipped:
+        text += f"{'、'.join(skipped)}环节因督办巡检未运行未能按时进行（已记入督办记录）。"
+    return text
+
+
 def _proposal(step: Step, ob: Obligation, implied) -> None:
     from models.accountability import propose
 
     data = step.case.data
     facts = (f"{get_unit(step.s, step.case.unit).name}对{data['source']}通报的问题“{data['problem']}”"
              f"（{step.case.id}），整改期限为{beijing(ob.due_at)}，逾期{_ladder_context(step, ob, implied)['overdue_by']}"
-             f"仍未完成整改，经催办、约谈后仍未整改到位。")
+             f"仍未完成整改。{_escalation_record(ob)}")
     acc = propose(step.s, source=step.case, circumstance="c4_concealment_or_unrectified",
                   facts=facts, facts_date=local(ob.due_at - timedelta(seconds=1)).date())  # the due day
     if acc is not None:
@@ -323,6 +336,10 @@ def submit(req: SubmitRectificationRequest, flow_run_id: str | None = None) -> R
         data = step.case.data
         data["submissions"] = [*data.get("submissions", []), {
             "measures": req.measures, "evidence": list(req.evidence), "at": iso(step.effective_at), "by": step.actor}]
+        # a pending 延期申请 lapses: the report is in, and a later rectify (after a failed
+        # verification) has its own deadline
+        data["extensions"] = [{**e, "status": "lapsed", "note": "已报送整改报告，延期申请不再审批"}
+                              if e["status"] == "pending" else e for e in data.get("extensions", [])]
         step.case.data = dict(data)
         step.open("verify", add_working_days(step.effective_at, _pol("verify_working_days"), calendar(step.s)),
                   role="office", unit=data["issuer"])
@@ -408,6 +425,10 @@ def decide_extension(req: DecideExtensionRequest, flow_run_id: str | None = None
             raise DomainError(f"整改 {step.case.id} 没有待审批的延期申请", "case_id")
         ext = pending[-1]
         new_due = parse_time(ext["new_due_at"])
+        current = _open_rectify(step)
+        if parse_time(ext["old_due_at"]) != current.due_at:  # defensive: a pending request lapses at submit
+            raise DomainError(f"该延期申请针对的整改期限 {beijing(parse_time(ext['old_due_at']))} 已不是现行期限 "
+                              f"{beijing(current.due_at)}", "case_id")
         if req.approved and new_due <= step.recorded_at:
             raise DomainError(f"申请的新期限 {beijing(new_due)} 已过，不能批准；请不予批准，由单位重新申请", "approved")
         ext.update(status="approved" if req.approved else "rejected", opinion=req.opinion,

@@ -209,6 +209,7 @@ def test_a_medium_risk_left_alone_climbs_the_ladder_once_per_step(org, sink, clo
     [proposal] = proposals(case_id)
     assert proposal["state"] == "proposed" and proposal["kind"] == "accountability"
     assert proposal["data"]["circumstance"] == "c4_concealment_or_unrectified"
+    assert proposal["data"]["facts"].endswith("仍未完成整改。经催办、约谈后仍未整改到位。")
     [pnotice] = proposal["notices"]
     assert pnotice["kind"] == "accountability_proposal"
     assert sorted(pnotice["recipients"]) == sorted([STREET_PRINCIPAL, DISCIPLINE])
@@ -233,6 +234,9 @@ def test_after_15_working_days_down_one_sweep_takes_the_latest_step_only(org, si
     assert [stage_of(n["id"]) for n in case["notices"] if n["kind"] == "rectification_reminder"] == ["acknowledge"]
     [proposal] = proposals(case_id)
     assert len(proposal["notices"]) == 1
+    # the proposal does not claim a 催办 or 约谈 that never happened
+    assert "经催办" not in proposal["data"]["facts"]
+    assert "催办、约谈环节因督办巡检未运行未能按时进行（已记入督办记录）" in proposal["data"]["facts"]
     assert [e["type"] for e in case["events"]].count("rectify_proposal") == 1
     ladder = _rectify_ladder_data(case_id)
     assert [(x["name"], x["implied"]) for x in ladder] == [
@@ -374,6 +378,29 @@ def test_failed_verification_with_the_issuers_new_deadline(org, clock):
     core("verify", actor=OFFICE, case_id=case_id, passed=False, opinion="仍有弱口令", new_due_at="2026-12-01T18:00:00+08:00")
     ob = rectify(show(case_id))
     assert (ob["due_at"], ob["status"], ob["calendar_unconfirmed"]) == ("2026-12-01T18:00:00+08:00", "open", False)
+
+
+def test_a_pending_extension_lapses_when_the_report_is_submitted(org, clock):
+    """The report is in: the request is no longer decided (it would otherwise survive a failed
+    verification and move the new deadline back to the date asked for before)."""
+    clock("2026-11-02T10:00:00+08:00")
+    case_id = core("notify", **notify_params(risk_level="high")).case.id  # rectify due 11/6 00:00
+    clock("2026-11-05T10:00:00+08:00")
+    core("request_extension", actor=OFFICER, case_id=case_id, reason="需采购设备", new_due_at="2026-11-09T18:00:00+08:00")
+    core("acknowledge", actor=OFFICER, case_id=case_id)
+    core("submit", actor=OFFICER, case_id=case_id, measures="改口令", evidence=["截图"])
+    assert [(e["status"], e["note"]) for e in show(case_id)["data"]["extensions"]] == [
+        ("lapsed", "已报送整改报告，延期申请不再审批")]
+    clock("2026-11-06T10:00:00+08:00")
+    core("verify", actor=OFFICE, case_id=case_id, passed=False, opinion="仍有弱口令")
+    due = rectify(show(case_id))["due_at"]
+    assert due == "2026-11-12T00:00:00+08:00"  # 3 working days from the failed verification
+    refused("decide_extension", field="case_id", contains="没有待审批的延期申请", actor=OFFICE, case_id=case_id,
+            approved=True, opinion="同意")
+    # a new request for the new deadline may be made and decided
+    core("request_extension", actor=OFFICER, case_id=case_id, reason="仍需采购", new_due_at="2026-11-20T00:00:00+08:00")
+    core("decide_extension", actor=OFFICE, case_id=case_id, approved=True, opinion="同意")
+    assert rectify(show(case_id))["due_at"] == "2026-11-20T00:00:00+08:00"
 
 
 def test_extension_rejected_changes_nothing_but_the_record(org, clock):
