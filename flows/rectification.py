@@ -31,13 +31,13 @@ def acknowledge_risk(request: AcknowledgeRiskRequest) -> dict:
 
 @flow(name="submit-rectification", validate_parameters=True)
 def submit_rectification(request: SubmitRectificationRequest) -> dict:
-    """报送整改报告（整改措施和佐证材料），开启下发单位 3 个工作日的复核验收时限。"""
+    """报送整改报告（整改措施和佐证材料），开启下发单位 3 个工作日的复核验收时限；待审批的延期申请随之失效。"""
     return run_action(core.submit, request, "整改报告")
 
 
 @flow(name="verify-rectification", validate_parameters=True)
 def verify_rectification(request: VerifyRectificationRequest) -> dict:
-    """复核验收：通过则销号；不通过则退回重新整改，重新计算整改期限。"""
+    """复核验收（下发单位或网信办人员办理，责任单位不能自行验收）：通过则销号；不通过则退回重新整改，重新计算整改期限。"""
     return run_action(core.verify, request, "复核验收")
 
 
@@ -49,5 +49,5 @@ def request_extension(request: RequestExtensionRequest) -> dict:
 
 @flow(name="decide-extension", validate_parameters=True)
 def decide_extension(request: DecideExtensionRequest) -> dict:
-    """审批延期申请：批准则整改期限顺延、督办阶梯重新开始；不批准则原期限不变。"""
+    """审批延期申请（下发单位或网信办人员办理）：批准则整改期限顺延、督办阶梯重新开始；不批准则原期限不变。"""
     return run_action(core.decide_extension, request, "延期审批")
