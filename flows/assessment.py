@@ -96,7 +96,7 @@ def publish_results(year: int) -> dict:
 def publish_assessment(request: PublishAssessmentRequest) -> dict:
     """通报考核结果：按截至 12 月 31 日 24 时（或通报时，以较早者为准）的全年记录重新自动计分，
     总分 = 自动计分 + 人工评分 + 加分，一票否决为不合格；排名（并列同名次）；自动计分较启动时有变动的逐项说明；
-    生成《考核结果通报》并通知各社区主要负责人；导出供社区书记年底考核使用的 CSV 和 XLSX。"""
+    生成《考核结果通报》并通知各社区主要负责人；导出供社区书记年底考核使用的 CSV 和 XLSX；尚未提交的自评随之终止。"""
     out = _with_progress(core.publish, request, "考核结果通报", "年度考核通报：重新自动计分进度")
     out["export"] = publish_results(request.year)
     return out

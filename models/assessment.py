@@ -17,11 +17,12 @@ from typing import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Column, UniqueConstraint, insert
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field as SQLField
 from sqlmodel import Session, SQLModel, select
 
 from models import policy
-from models.case import Case, Obligation, _dt
+from models.case import Case, Obligation, ObligationStatus, _dt
 from models.clock import beijing, cn_date, iso, local, parse_time
 from models.db import JSONDict
 from models.errors import DomainError
@@ -213,7 +214,13 @@ def start(req: StartAssessmentRequest, flow_run_id: str | None = None,
 
     from models.clock import now
 
-    year = req.year or local(now()).year
+    this_year = local(now()).year
+    year = req.year or this_year
+    if year > this_year:
+        raise DomainError(f"{year} 年度尚未开始（今年为 {this_year} 年），不能启动考核", "year")
+    duplicates = sorted({u for u in req.units if req.units.count(u) > 1})
+    if duplicates:
+        raise DomainError(f"单位重复：{', '.join(duplicates)}", "units")
     cat = _catalogue()
 
     def effect(step: Step) -> None:
@@ -271,11 +278,32 @@ def start(req: StartAssessmentRequest, flow_run_id: str | None = None,
         return transition(MACHINE, "start", actor=req.actor, unit=_street_of(req.units), effective_at=req.effective_time(),
                           effect=effect, title=f"{year}年度网络安全工作责任制检查考核", flow_run_id=flow_run_id,
                           allow_system=True, payload={"year": year})
-    except _Existing as found:
+    except (_Existing, IntegrityError) as exc:  # IntegrityError: a concurrent start won the year's key
         from models.db import session
 
         with session() as s:
-            return Result(case=s.get(Case, found.case_id), notices=[], event_seq=0, skipped=True)
+            found = exc.case_id if isinstance(exc, _Existing) else s.exec(
+                select(Case.id).where(Case.dedupe_key == cycle_key(year))).first()
+            if found is None:
+                raise
+            return Result(case=s.get(Case, found), notices=[], event_seq=0, skipped=True)
+
+
+def _end_self_assessments(step: Step) -> None:
+    """At publication nothing is left to self-assess: every self_assessment not yet met is
+    waived (a missed one keeps its ``missed_at``; the result already says 未自评), so the sweep
+    and the ledger stop chasing it. A unit whose time had not yet run out is warned of."""
+    early = []
+    for ob in step.obligations("self_assessment"):
+        if ob.met_at is not None or ob.status == ObligationStatus.waived:
+            continue
+        if ob.status == ObligationStatus.open and ob.due_at > step.effective_at:
+            early.append(ob.unit)
+        ob.data = {**ob.data, "ended_by_publication": iso(step.effective_at), "was": ob.status}
+        ob.status, ob.next_action_at = ObligationStatus.waived, None
+        step.s.add(ob)
+    if early:
+        step.warn(f"自评期限未到即通报考核结果：{', '.join(sorted(early))} 未提交自评")
 
 
 def _office_contact(s: Session, unit: str, on) -> str:
@@ -352,12 +380,13 @@ def self_assess(req: SelfAssessmentRequest, flow_run_id: str | None = None) -> R
             raise DomainError(f"单位 '{req.unit}' 不在 {req.year} 年度考核范围内", "unit")
         _check_scores(req.scores, _manual(step.case), "scores")
         row = rows[req.unit]
-        row.self_scores = {"scores": dict(req.scores), "notes": req.notes, "late": False}
-        row.self_submitted_at = step.effective_at
         ob = next((o for o in step.obligations("self_assessment") if o.unit == req.unit), None)
         if ob is not None and ob.met_at is None:
             step.meet(ob)
-            row.self_scores = {**row.self_scores, "late": ob.status == "missed"}
+        # late when the obligation was met late (a re-submission keeps the first one's lateness)
+        late = ob is not None and ob.status == ObligationStatus.missed
+        row.self_scores = {"scores": dict(req.scores), "notes": req.notes, "late": late}
+        row.self_submitted_at = step.effective_at
         s.add(row)
 
     case_id = _cycle_id(req.year)
@@ -486,6 +515,7 @@ def publish(req: PublishAssessmentRequest, flow_run_id: str | None = None,
             row = stored[r["unit"]]
             row.final, row.grade, row.rank, row.secretary = r["final"], r["grade"], r["rank"], r["secretary"]
             s.add(row)
+        _end_self_assessments(step)
         case.data = {**case.data, "published_at": iso(step.effective_at),
                      "summary": {g: sum(1 for r in rows if r["grade"] == g) for g in ("优秀", "良好", "合格", "不合格")}}
         on = local(step.recorded_at).date()

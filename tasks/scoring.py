@@ -332,7 +332,15 @@ def load_catalogue(path: str | Path | None = None, data: dict | None = None) -> 
             it["params"] = {}
     points = sum(it["max_points"] for it in items)
     if abs(points - total) > 1e-9:
-        raise DomainError(f"各项分值合计 {points:g} 分，不等于总分 {total:g} 分", "items")
+        by_category: dict[str, list[dict]] = {}
+        for it in items:
+            by_category.setdefault(it["category"], []).append(it)
+        def listed(its: list[dict]) -> str:
+            return "、".join(f"{it['id']} {it['max_points']:g}" for it in its)
+
+        detail = "；".join(f"{c} {sum(it['max_points'] for it in its):g}（{listed(its)}）"
+                          for c, its in by_category.items())
+        raise DomainError(f"各项分值合计 {points:g} 分，不等于总分 {total:g} 分；各项：{detail}", "items")
     data["grades"] = _check_grades(data.get("grades"), total)
     ids = set(seen)
     for kind, label in (("veto", "一票否决项"), ("bonus", "加分项")):

@@ -357,8 +357,10 @@ def test_catalogue_that_does_not_add_up_or_names_an_unknown_rule_is_refused():
     data = default_catalogue()
     assert sum(i["max_points"] for i in load_catalogue(data=data)["items"]) == 100
     data["items"][0]["max_points"] = 11
-    with pytest.raises(DomainError, match="101"):
+    with pytest.raises(DomainError) as info:
         load_catalogue(data=data)
+    assert "各项分值合计 101 分，不等于总分 100 分" in info.value.message
+    assert "组织领导和责任落实 21（org_agenda 11、" in info.value.message  # the items, by category
     data["items"][0]["max_points"] = 10
     data["items"][0]["rule"] = "meetings_at_most"
     with pytest.raises(DomainError) as info:
@@ -727,3 +729,72 @@ def test_non_finite_scores_are_refused_and_nothing_is_written(org, clock):
     with session() as s:
         finals = {r["unit"]: r["final"] for r in a.results(s, a.get_cycle(s, 2026))}
     assert out["state"] == "published" and finals == {"SQ01": 20 + 40, "SQ02": 20 + 40}
+
+
+def test_self_assessment_lateness_sticks_and_publication_ends_what_is_left(org, clock):
+    """A late self-assessment stays late when the unit submits again; publishing waives every
+    self-assessment still outstanding (missed or not yet due, the latter warned of), so the
+    sweep sends no more 催报 for a published cycle and the ledger no longer lists it."""
+    from support import refused
+
+    from sqlmodel import select
+
+    from models.case import Obligation
+    from models import assessment as a
+    from tasks.ledger import ledger_rows
+    from tasks.sweep import sweep
+
+    at("2026-12-01T10:00:00+08:00")
+    cycle = act(a.start, a.StartAssessmentRequest, actor="system", year=2026, units=["SQ01", "SQ02", "SQ03"]).case.id
+    at("2026-12-16T10:00:00+08:00")  # self-assessment due 12/15 00:00: all three missed
+    sweep()
+    at("2026-12-17T10:00:00+08:00")
+    act(a.self_assess, a.SelfAssessmentRequest, actor=OFFICE, year=2026, unit="SQ01", scores=manual(50))
+    at("2026-12-18T10:00:00+08:00")
+    act(a.self_assess, a.SelfAssessmentRequest, actor=OFFICE, year=2026, unit="SQ01", scores=manual(52))
+    with session() as s:
+        row = {r.unit: r for r in s.exec(select(a.AssessmentUnit).where(a.AssessmentUnit.cycle_id == cycle)).all()}["SQ01"]
+        assert row.self_scores["late"] is True and row.self_scores["scores"] == manual(52)
+    act(a.score, a.ScoreAssessmentRequest, actor=OFFICE, year=2026,
+        table=[{"unit": u, "scores": manual(45)} for u in ("SQ01", "SQ02", "SQ03")])
+    out = act(a.publish, a.PublishAssessmentRequest, actor=STREET, year=2026)
+    assert out.case.state == "published" and not any("自评期限未到" in w for w in out.case.warnings)
+    with session() as s:
+        obs = {o.unit: (o.status, o.data.get("was")) for o in s.exec(
+            select(Obligation).where(Obligation.case_id == cycle, Obligation.kind == "self_assessment")).all()}
+        assert obs == {"SQ01": ("missed", None), "SQ02": ("waived", "missed"), "SQ03": ("waived", "missed")}
+        assert [r for r in ledger_rows(s) if r["case_id"] == cycle] == []
+    at("2026-12-30T10:00:00+08:00")
+    assert sweep()["acted"] == 0
+    refused(act, a.self_assess, a.SelfAssessmentRequest, actor=OFFICE, year=2026, unit="SQ02", scores=manual(50),
+            contains="published")
+
+
+def test_publishing_before_the_self_assessment_deadline_is_warned_of(org, clock):
+    from sqlmodel import select
+
+    from models.case import Obligation
+    from models import assessment as a
+
+    at("2026-12-01T10:00:00+08:00")
+    cycle = act(a.start, a.StartAssessmentRequest, actor="system", year=2026, units=["SQ01", "SQ02"]).case.id
+    act(a.self_assess, a.SelfAssessmentRequest, actor=OFFICE, year=2026, unit="SQ01", scores=manual(50))
+    act(a.score, a.ScoreAssessmentRequest, actor=OFFICE, year=2026,
+        table=[{"unit": u, "scores": manual(45)} for u in ("SQ01", "SQ02")])
+    out = act(a.publish, a.PublishAssessmentRequest, actor=STREET, year=2026)
+    assert "自评期限未到即通报考核结果：SQ02 未提交自评" in out.case.warnings
+    with session() as s:
+        obs = {o.unit: o.status for o in s.exec(
+            select(Obligation).where(Obligation.case_id == cycle, Obligation.kind == "self_assessment")).all()}
+    assert obs == {"SQ01": "met", "SQ02": "waived"}
+
+
+def test_start_refuses_a_future_year_and_a_unit_named_twice(org, clock):
+    from support import refused
+
+    from models import assessment as a
+
+    at("2026-12-01T10:00:00+08:00")
+    refused(act, a.start, a.StartAssessmentRequest, actor="system", year=2027, field="year", contains="尚未开始")
+    refused(act, a.start, a.StartAssessmentRequest, actor="system", year=2026, units=["SQ01", "SQ02", "SQ01"],
+            field="units", contains="SQ01")
