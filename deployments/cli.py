@@ -294,6 +294,29 @@ def _safe_url(url: str) -> str:
 # ---------------------------------------------------------------- parser
 
 
+def cmd_criteria(args) -> int:
+    """考核指标: load a checked catalogue for one year, or show the one a year will use."""
+    from models.assessment import catalogue_for, load_year_catalogue
+    from models.db import session
+
+    with session() as s:
+        if args.crit_cmd == "load":
+            _print_json(load_year_catalogue(s, args.year, args.file))
+            return 0
+        cat, source = catalogue_for(s, args.year)
+    if args.json:
+        _print_json({"year": args.year, "source": source, **cat})
+        return 0
+    print(f"{args.year} 年度考核指标：{source}；总分 {cat.get('total', 100):g}")
+    for it in cat["items"]:
+        how = f"自动（{it['rule']}）" if it["method"] == "auto" else "人工"
+        print(f"  {it['id']:24} {it['max_points']:>5g} 分  {how:28} {it['category']}：{it['item']}")
+    for kind, label in (("bonus", "加分"), ("veto", "一票否决")):
+        for it in cat.get(kind) or []:
+            print(f"  {label}：{it['id']} {it['item']}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dutyflow", description="网络安全工作责任制 — dutyflow")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -317,6 +340,16 @@ def parser() -> argparse.ArgumentParser:
     c = csub.add_parser("show")
     c.add_argument("year", type=int)
     sp.set_defaults(func=cmd_calendar)
+
+    sp = sub.add_parser("criteria", help="annual assessment criteria catalogue, per year")
+    ksub = sp.add_subparsers(dest="crit_cmd", required=True)
+    k = ksub.add_parser("load")
+    k.add_argument("file")
+    k.add_argument("--year", type=int, required=True)
+    k = ksub.add_parser("show")
+    k.add_argument("--year", type=int, required=True)
+    k.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_criteria)
 
     sp = sub.add_parser("run", help="run one flow in-process")
     sp.add_argument("flow")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 from datetime import datetime
 from typing import Callable
 
@@ -50,6 +51,17 @@ class AssessmentUnit(SQLModel, table=True):
     grade: str | None = None
     rank: int | None = None
     secretary: str | None = None
+
+
+class CriteriaCatalogue(SQLModel, table=True):
+    """The criteria catalogue loaded for one year (`dutyflow criteria load FILE --year Y`),
+    checked when loaded; the year's cycle copies it at its start."""
+
+    __tablename__ = "criteria_catalogue"
+    year: int = SQLField(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    data: dict = SQLField(default_factory=dict, sa_column=Column(JSONDict, nullable=False))
+    source: str
+    loaded_at: datetime = _dt(nullable=False)
 
 
 class ActivityKind(LabeledEnum):
@@ -153,10 +165,42 @@ class PublishAssessmentRequest(Request):
 # ---------------------------------------------------------------- helpers
 
 
-def _catalogue() -> dict:
+def catalogue_for(s: Session, year: int) -> tuple[dict, str]:
+    """The catalogue for ``year`` and where it came from: the one loaded for that year, else
+    the configured (``DUTYFLOW_CRITERIA``) or shipped default."""
+    from tasks.scoring import DEFAULT_CATALOGUE, load_catalogue
+
+    row = s.get(CriteriaCatalogue, year)
+    if row is not None:
+        return load_catalogue(data=row.data), f"{year} 年度考核指标（{row.source}）"
+    return load_catalogue(), os.environ.get("DUTYFLOW_CRITERIA") or str(DEFAULT_CATALOGUE.name)
+
+
+def load_year_catalogue(s: Session, year: int, path: str) -> dict:
+    """Check a catalogue file and store it for ``year``; refused once that year's cycle has
+    started (the cycle scores by the catalogue it copied at its start)."""
+    from pathlib import Path
+
+    import yaml
+
+    from models.clock import now
     from tasks.scoring import load_catalogue
 
-    return load_catalogue()
+    if not 2000 <= year <= 2100:
+        raise DomainError(f"年度 {year} 不合理", "--year")
+    started = s.exec(select(Case.id).where(Case.dedupe_key == cycle_key(year))).first()
+    if started:
+        raise DomainError(f"{year} 年度考核已启动（{started}），按启动时的考核指标计分，不能再更换", "--year")
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise DomainError(f"不能读取考核指标文件：{exc}", "FILE") from None
+    checked = load_catalogue(data=data)
+    row = s.get(CriteriaCatalogue, year) or CriteriaCatalogue(year=year, source="")
+    row.data, row.source, row.loaded_at = data, Path(path).name, now()
+    s.add(row)
+    return {"year": year, "source": row.source, "items": len(checked["items"]),
+            "total": checked.get("total", 100)}
 
 
 def cycle_key(year: int) -> str:
@@ -221,7 +265,6 @@ def start(req: StartAssessmentRequest, flow_run_id: str | None = None,
     duplicates = sorted({u for u in req.units if req.units.count(u) > 1})
     if duplicates:
         raise DomainError(f"单位重复：{', '.join(duplicates)}", "units")
-    cat = _catalogue()
 
     def effect(step: Step) -> None:
         s, case = step.s, step.case
@@ -234,8 +277,9 @@ def start(req: StartAssessmentRequest, flow_run_id: str | None = None,
             units = list(s.exec(select(OrgUnit.code).where(OrgUnit.kind == "community").order_by(OrgUnit.code)).all())
         if not units:
             raise DomainError("没有可考核的单位", "units")
+        cat, source = catalogue_for(s, year)
         case.dedupe_key = cycle_key(year)
-        case.data = {"year": year, "units": units, "catalogue": cat}
+        case.data = {"year": year, "units": units, "catalogue": cat, "catalogue_source": source}
         cal = calendar(s)
         due = add_working_days(step.effective_at, policy.get("assessment", "self_assessment_working_days", default=10), cal)
         from models.ladder import first_action_at

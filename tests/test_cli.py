@@ -62,6 +62,42 @@ def test_calendar_show_and_load(db, tmp_path):
     assert "2027-01-01  休息  元旦" in cli("calendar", "show", "2027").stdout
 
 
+def test_criteria_per_year_load_show_and_use(db, tmp_path, monkeypatch):
+    """`dutyflow criteria load FILE --year Y`: checked (a bad file refused whole, exit 2, with the
+    items named), stored for that year only, copied by that year's start, then fixed."""
+    import yaml
+
+    from tasks.scoring import DEFAULT_CATALOGUE as DEFAULT_CRITERIA
+
+    cli("init", "--demo")
+    data = yaml.safe_load(DEFAULT_CRITERIA.read_text(encoding="utf-8"))
+    items = {it["id"]: it for it in data["items"]}
+    items["training"]["max_points"], items["publicity"]["max_points"] = 8, 2  # same total, other weights
+    good, bad = tmp_path / "c2026.yaml", tmp_path / "bad.yaml"
+    good.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    items["publicity"]["max_points"] = 3
+    bad.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    before = db_state()
+    proc = cli("criteria", "load", str(bad), "--year", "2026", check=2)
+    assert "合计 101 分" in proc.stderr and "publicity 3" in proc.stderr
+    assert db_state() == before
+    assert cli_json("criteria", "load", str(good), "--year", "2026") == {
+        "year": 2026, "source": "c2026.yaml", "items": len(items), "total": 100}
+    shown = cli_json("criteria", "show", "--year", "2026", "--json")
+    assert {it["id"]: it["max_points"] for it in shown["items"]}["training"] == 8
+    assert "c2026.yaml" in shown["source"]
+    assert {it["id"]: it["max_points"] for it in cli_json("criteria", "show", "--year", "2027", "--json")["items"]
+            }["training"] == 6  # other years keep the default
+    monkeypatch.setenv("DUTYFLOW_NOW", "2026-12-01T10:00:00+08:00")
+    from models import assessment as a
+    from models.requests import validate_request
+
+    cycle = a.start(validate_request(a.StartAssessmentRequest, {"actor": "system", "year": 2026, "units": ["SQ01"]})).case
+    assert {it["id"]: it["max_points"] for it in cycle.data["catalogue"]["items"]}["training"] == 8
+    proc = cli("criteria", "load", str(good), "--year", "2026", check=2)
+    assert "已启动" in proc.stderr and cycle.id in proc.stderr
+
+
 def test_report_show_ledger_sweep_audit(db, harness_env, sink, tmp_path):
     from conftest import demo_org_text
 
