@@ -185,12 +185,21 @@ def _chain(s: Session, case: Case, *, involved, weak, collective, add=(), remove
                      weak_supervision=weak, source_id=case.proposed_from)
     edited = apply_edits(s, computed, case.unit, list(add), list(remove), facts_date)
     circumstance = case.data["circumstance"]
-    chain = assign_responsibility(s, edited, unit=case.unit, collective=collective, circumstance=circumstance)
+    chain = assign_responsibility(s, edited, unit=case.unit, collective=collective, circumstance=circumstance,
+                                  removed={e["person"] for e in remove})
     return {"computed_chain": computed, "chain": chain, "organisation_forms": organisation_forms(circumstance)}
 
 
-def _proposal_notice(step: Step, *, today: date) -> None:
-    """问责建议书 from the 网信办 to the 党工委, copy to the 纪工委."""
+def _proposal_lines(d: dict) -> list:
+    """What a 问责建议书 proposes: each link with its responsibility and suggested forms, and
+    the forms for the organisation."""
+    return [(c["person"], c["role"], c["responsibility"], list(c["suggested_forms"]), c["vacant"])
+            for c in d.get("chain", [])] + [d.get("organisation_forms", [])]
+
+
+def _proposal_notice(step: Step, *, today: date, revised: bool = False) -> None:
+    """问责建议书 from the 网信办 to the 党工委, copy to the 纪工委; ``revised`` when the
+    investigation of an automatic proposal changed the chain it listed."""
     s, case = step.s, step.case
     unit = get_unit(s, case.unit)
     office = role_unit(s, case.unit, "office", today)
@@ -205,7 +214,8 @@ def _proposal_notice(step: Step, *, today: date) -> None:
     d = case.data
     step.notice(
         "accountability_proposal", issuer=office, recipients=recipients,
-        title=f"关于对{unit.name}有关责任人员问责的建议", main_to=committee.name,
+        title=f"关于对{unit.name}有关责任人员问责的建议{'（调查核实后修订）' if revised else ''}",
+        main_to=committee.name,
         signer=get_person(s, signer[0]).name if signer else office.name,
         cc=[discipline.name] if discipline else [],
         context={"case_id": case.id, "source_case_id": case.proposed_from or "", "unit_name": unit.name,
@@ -326,20 +336,33 @@ def open_case(req: OpenAccountabilityRequest, flow_run_id: str | None = None) ->
         involved = list(dict.fromkeys([*case.data.get("involved_persons", []), *req.involved_persons]))
         chained = _chain(s, case, involved=involved, weak=req.weak_supervision, collective=collective,
                          add=add, remove=remove)
-        in_chain = {c["person"] for c in chained["computed_chain"]}
+        in_chain = {c["person"] for c in chained["computed_chain"]} | set((collective or {}).get("participants", []))
         for i, e in enumerate(remove):
             if e["person"] not in in_chain:
                 raise DomainError(f"人员 '{e['person']}' 不在倒查链中，无法移出", f"chain_remove[{i}]")
+        for i, e in enumerate(add):
+            if e["person"] in in_chain and e["person"] not in {r["person"] for r in remove}:
+                raise DomainError(f"人员 '{e['person']}' 已在倒查链中，无需增列", f"chain_add[{i}]")
         case.data = {**case.data, **chained, "involved_persons": involved, "weak_supervision": req.weak_supervision,
                      "collective_decision": collective, "chain_edits": {"add": add, "remove": remove},
                      "opened_at": iso(step.effective_at)}
         step.payload["chain"] = [[c["person"], c["role"], c["responsibility"]] for c in case.data["chain"]]
+        # what the chain rests on, in the audit record too: the operator's edits with their
+        # reasons, the weak-supervision flag and the collective decision
+        step.payload["chain_basis"] = {"edits": {"add": add, "remove": remove}, "weak_supervision": req.weak_supervision,
+                                       "collective_decision": collective}
 
     if req.case_id:
         if req.unit or req.circumstance or req.facts or req.facts_date:
             raise DomainError("采纳问责建议时不填写单位、情形、事实和日期（这些来自问责建议）", "case_id")
+        def accept(step: Step) -> None:
+            listed = _proposal_lines(step.case.data)
+            investigate(step)
+            if _proposal_lines(step.case.data) != listed:  # the investigation changed what was proposed
+                _proposal_notice(step, today=local(step.recorded_at).date(), revised=True)
+
         return transition(MACHINE, "accept", actor=req.actor, case_id=req.case_id,
-                          effective_at=req.effective_time(), effect=investigate, flow_run_id=flow_run_id)
+                          effective_at=req.effective_time(), effect=accept, flow_run_id=flow_run_id)
     for name in ("unit", "circumstance", "facts", "facts_date"):
         if not getattr(req, name):
             raise DomainError("人工立案须填写（或填写 case_id 采纳问责建议）", name)
@@ -405,7 +428,7 @@ def decide(req: RecordAccountabilityDecisionRequest, flow_run_id: str | None = N
         dissenters = set((case.data.get("collective_decision") or {}).get("dissenters", []))
         unit = get_unit(s, case.unit)
         d = case.data
-        recipients = [pid for pid, p in decision["persons"].items() if p["forms"] or p["responsibility"] != "无"]
+        recipients = list(decision["persons"])  # each person the decision names (a dissenter is told too)
         step.notice(
             "accountability_decision", issuer=authority, recipients=recipients,
             title=f"关于对{unit.name}有关责任人员问责的决定", main_to=unit.name,

@@ -295,7 +295,7 @@ def _individual(link: dict) -> str:
 
 
 def assign_responsibility(s: Session, chain: list[dict], *, unit: str, collective: dict | None,
-                          circumstance: str) -> list[dict]:
+                          circumstance: str, removed: set[str] | frozenset = frozenset()) -> list[dict]:
     """分清集体责任和个人责任 (SOURCE 四（五）), then the suggested forms of the policy table.
 
     Individual responsibility: the 当事人 bear 直接责任, every other link 领导责任.
@@ -307,7 +307,8 @@ def assign_responsibility(s: Session, chain: list[dict], *, unit: str, collectiv
     that decided):
 
     * a participant who held ``principal`` or ``cyber_lead`` of the unit that day → 主要领导责任;
-      a participant not in the chain is added (a former holder appears as 决策时任…);
+      a participant not in the chain is added (a former holder appears as 决策时任…), unless
+      the operator removed that person (``removed``: the edit stands);
     * any other participant → 重要领导责任 (a 当事人 who also took part keeps 直接责任);
     * a recorded dissenter → 无 (明确表示不同意见);
     * a leader of the unit in the chain (holder on the facts date) who did not take part → 无:
@@ -330,7 +331,7 @@ def assign_responsibility(s: Session, chain: list[dict], *, unit: str, collectiv
         dissenters = set(collective["dissenters"])
         present = {link["person"] for link in out if link["person"]}
         for pid in participants:
-            if pid in present:
+            if pid in present or pid in removed:
                 continue
             role = main_posts.get(pid, "member")
             link = _link(s, pid, role, unit)

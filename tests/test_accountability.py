@@ -143,6 +143,48 @@ def test_late_reported_defacement_traces_the_holders_on_the_incident_date(org, c
     assert len(proposals(inc)) == 1
 
 
+def test_accepting_a_proposal_with_edits_revises_the_proposal_and_the_edits_stand(org):
+    """The investigation changes what was proposed (a person removed with a reason, a
+    collective decision): the 问责建议书 is issued again, revised; a removed participant is not
+    put back by the collective decision; the edits are in the audit event. Accepting without
+    changes issues nothing new."""
+    import json
+
+    from support import refused
+    from sqlmodel import select
+
+    from models.audit import AuditEvent, verify
+    from models.notice import Notice
+
+    at("2026-11-20T09:30:00+08:00")
+    [plain] = proposals(incident(category="secret_leak", level="general", discovered_at="2026-11-20T09:00:00+08:00"))
+    assert core("open", actor=OFFICE, case_id=plain["id"]).notices == []
+    [proposal] = proposals(incident(category="secret_leak", level="general", title="涉密文件外泄",
+                                    discovered_at="2026-11-20T09:10:00+08:00"))
+    first = proposal["notices"][0]
+    refused(core, "open", field="chain_add[0]", contains="已在倒查链中", actor=OFFICE, case_id=proposal["id"],
+            chain_add=[{"person": OFFICER, "reason": "重复"}])
+    out = core("open", actor=OFFICE, case_id=proposal["id"],
+               chain_remove=[{"person": PRINCIPAL, "reason": "事发时病休，未履职"}],
+               collective_decision={"date": "2026-10-15", "participants": [PRINCIPAL, LEAD, MEMBERS[0]],
+                                    "dissenters": []})
+    case = show(proposal["id"])
+    assert PRINCIPAL not in [c["person"] for c in case["chain"]]  # the removal stands
+    assert case["data"]["chain_edits"]["remove"] == [{"person": PRINCIPAL, "reason": "事发时病休，未履职"}]
+    assert (LEAD, "cyber_lead", "主要领导责任") in chain_of(case) and (MEMBERS[0], "member", "重要领导责任") in chain_of(case)
+    [revised] = out.notices
+    assert revised.kind == "accountability_proposal" and revised.title.endswith("（调查核实后修订）")
+    assert revised.doc_number != first["doc_number"] and PRINCIPAL not in json.dumps(revised.context, ensure_ascii=False)
+    assert "朱宏伟" not in revised.text and "事发时病休" not in revised.text
+    with session() as s:
+        assert len(s.exec(select(Notice).where(Notice.case_id == proposal["id"])).all()) == 2
+        event = s.exec(select(AuditEvent).where(AuditEvent.case_id == proposal["id"])
+                       .order_by(AuditEvent.seq.desc())).first()
+        assert event.payload["chain_basis"]["edits"]["remove"][0]["reason"] == "事发时病休，未履职"
+        assert event.payload["chain_basis"]["collective_decision"]["participants"] == [PRINCIPAL, LEAD, MEMBERS[0]]
+        assert verify(s)[0]
+
+
 def test_each_circumstance_is_proposed_once_whoever_notices_it(org):
     from tasks.sweep import sweep
 
@@ -214,7 +256,8 @@ def test_collective_decision_roles_are_the_posts_held_on_the_decision_date(org):
     core("decide", actor=STREET, case_id=result.case.id, decided_by="JD01",
          forms={"p-ma-yumei": ["诫勉"], LEAD: ["诫勉"], MEMBERS[0]: ["通报"], LIAISON: ["通报"]})
     decision = notice_of(result.case.id, "accountability_decision")
-    assert sorted(decision.recipients) == sorted(["p-ma-yumei", LEAD, MEMBERS[0], LIAISON])
+    # each person the decision names is served, also those it holds not responsible
+    assert sorted(decision.recipients) == sorted(["p-ma-yumei", LEAD, MEMBERS[0], LIAISON, OFFICER, PRINCIPAL])
     assert "马玉梅，决策时任主要负责人（第一责任人），主要领导责任；问责方式：诫勉。" in decision.text
     assert "朱宏伟，主要负责人（第一责任人），不承担责任（未参与该项集体决策）；问责方式：不予问责。" in decision.text
     assert "朱宏伟同志未参与该项集体决策，不承担该项决策的责任，不予问责。" in decision.text
