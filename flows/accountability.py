@@ -42,5 +42,5 @@ def file_appeal(request: FileAppealRequest) -> dict:
 
 @flow(name="decide-appeal", validate_parameters=True)
 def decide_appeal(request: DecideAppealRequest) -> dict:
-    """作出申诉处理决定（维持或变更原决定）；没有其他待处理的申诉即办结，其他被问责人员在各自申诉期内仍可申诉。"""
+    """作出申诉处理决定（维持、变更或撤销原问责方式），生成《申诉处理决定》告知申诉人；没有其他待处理的申诉即办结，其他被问责人员在各自申诉期内仍可申诉。"""
     return run_action(core.decide_appeal, request, "申诉处理决定")

@@ -17,10 +17,10 @@ from sqlmodel import Session, select
 
 from models import policy
 from models.case import Case, Obligation, ObligationStatus
-from models.clock import cn_date, iso, local, parse_time
+from models.clock import beijing, cn_date, iso, local, parse_time
 from models.errors import DomainError
 from models.labels import LabeledEnum
-from models.org import committee_unit, get_person, get_unit, holders, role_unit
+from models.org import Person, committee_unit, get_person, get_unit, holders, role_unit
 from models.requests import Request
 from models.statemachine import Machine, Result, Rule, Step, transition
 
@@ -172,6 +172,10 @@ class DecideAppealRequest(Request):
     person: str = Field(title="申诉人", description="人员编号；被问责党组织申诉时填写单位代码")
     upheld: bool = Field(title="维持原决定")
     opinion: str = Field(title="处理意见", min_length=1)
+    forms: list[PersonForm] = Field(default_factory=list, title="变更后的问责方式（人员）",
+                                    description="不维持原决定时填写；留空为撤销对申诉人的问责")
+    organisation_forms: list[OrgForm] = Field(default_factory=list, title="变更后的问责方式（党组织）",
+                                              description="党组织申诉且不维持原决定时填写；留空为撤销")
 
 
 # ---------------------------------------------------------------- the chain and the proposal
@@ -518,22 +522,78 @@ def decide_appeal(req: DecideAppealRequest, flow_run_id: str | None = None) -> R
         pending = d.get("appeals", {}).get(req.person)
         if not pending or pending["status"] != "pending":
             raise DomainError(f"{req.person} 没有待处理的申诉", "person")
-        step.meet(_person_obligation(step, "appeal_decision", req.person))
-        appeals = {**d["appeals"], req.person: {**pending, "status": "upheld" if req.upheld else "changed",
-                                                "opinion": req.opinion, "decided_at": iso(step.effective_at)}}
         decision = dict(d["decision"])
-        if not req.upheld and req.person not in decision["persons"]:  # the organisation's appeal
-            decision["organisation_changed_by_appeal"] = req.opinion
+        organisation = req.person not in decision["persons"]  # the organisation's appeal (unit code)
+        if req.upheld and (req.forms or req.organisation_forms):
+            raise DomainError("维持原决定时不填写变更后的问责方式", "organisation_forms" if req.organisation_forms else "forms")
+        if req.forms if organisation else req.organisation_forms:
+            raise DomainError("党组织申诉填写 organisation_forms，个人申诉填写 forms",
+                              "forms" if organisation else "organisation_forms")
+        step.meet(_person_obligation(step, "appeal_decision", req.person))
+        original = decision["organisation_forms"] if organisation else decision["persons"][req.person]["forms"]
+        new = [f.value for f in (req.organisation_forms if organisation else req.forms)]
+        appeals = {**d["appeals"], req.person: {**pending, "status": "upheld" if req.upheld else "changed",
+                                                "opinion": req.opinion, "decided_at": iso(step.effective_at),
+                                                **({} if req.upheld else {"forms": new})}}
+        if not req.upheld and organisation:
+            decision.update(organisation_forms=new, organisation_forms_before_appeal=original,
+                            organisation_changed_by_appeal=req.opinion)
         elif not req.upheld:
             persons = {k: dict(v) for k, v in decision["persons"].items()}
-            persons[req.person]["changed_by_appeal"] = req.opinion
+            persons[req.person].update(forms=new, forms_before_appeal=original, changed_by_appeal=req.opinion)
             decision["persons"] = persons
         step.case.data = {**d, "appeals": appeals, "decision": decision}
         step.next_state = "appealed" if _pending_appeals(step) else "closed"
+        _appeal_decision_notice(step, req, original=original, new=new, organisation=organisation)
 
     return transition(MACHINE, "decide_appeal", actor=req.actor, case_id=req.case_id,
                       effective_at=req.effective_time(), effect=effect, flow_run_id=flow_run_id,
                       payload={"person": req.person, "upheld": req.upheld})
+
+
+def _appeal_overdue_reminder(step: Step, ob: Obligation) -> None:
+    """催办 of an appeal left undecided past its month: to the deciding organisation's principal,
+    from the 网信办 (once: the obligation is then missed)."""
+    from tasks.deadlines import overdue_by
+
+    s, on = step.s, local(step.recorded_at).date()
+    authority = get_unit(s, ob.unit)
+    office = role_unit(s, step.case.unit, "office", on) or authority
+    person = ob.data.get("person", "")
+    who = get_person(s, person).name if s.get(Person, person) else get_unit(s, person).name
+    label = f"{who}的申诉处理"
+    step.notice(
+        "report_reminder", issuer=office, recipients=holders(s, authority.code, "principal", on),
+        title=f"关于督促{authority.name}{label}的通知", main_to=authority.name,
+        context={"case_id": step.case.id, "unit_name": authority.name, "obligation_label": label,
+                 "due_at": beijing(ob.due_at), "overdue_by": overdue_by(ob.due_at, step.recorded_at),
+                 "requirement": "申诉处理期限已过，请尽快作出申诉处理决定并告知申诉人", "step": 1,
+                 "calendar_unconfirmed": ob.calendar_unconfirmed},
+    )
+
+
+def _appeal_decision_notice(step: Step, req: DecideAppealRequest, *, original: list[str], new: list[str],
+                            organisation: bool) -> None:
+    """申诉处理决定 from the deciding organisation to the appellant (for an organisation: its
+    principal), as the 问责决定 promised (并告知申诉人)."""
+    s, d = step.s, step.case.data
+    authority = get_unit(s, d["decision"]["decided_by"])
+    on = local(step.recorded_at).date()
+    if organisation:
+        appellant = get_unit(s, req.person).name
+        recipients = holders(s, req.person, "principal", on)
+    else:
+        appellant = f"{get_person(s, req.person).name}同志"
+        recipients = [req.person]
+    filed = d["appeals"][req.person]
+    step.notice(
+        "appeal_decision", issuer=authority, recipients=recipients,
+        title=f"关于{appellant}申诉的处理决定", main_to=appellant,
+        context={"case_id": step.case.id, "appellant": appellant, "decided_by_name": authority.name,
+                 "decision_date": cn_date(parse_time(d["decision"]["decided_at"])), "original_forms": original,
+                 "filed_date": cn_date(parse_time(filed["filed_at"])), "reason": filed["reason"],
+                 "upheld": req.upheld, "new_forms": new, "opinion": req.opinion},
+    )
 
 
 # ---------------------------------------------------------------- the sweep
@@ -574,6 +634,8 @@ def escalate(ob_id: int, case_id: str, flow_run_id: str | None = None, session=N
             step.miss(ob)
             ob.next_action_at = None
             step.event_type = f"{ob.kind}_missed"
+            if ob.kind == "appeal_decision":
+                _appeal_overdue_reminder(step, ob)
 
     return transition(MACHINE, "escalate", actor="system", case_id=case_id, effect=effect,
                       flow_run_id=flow_run_id, session=session)

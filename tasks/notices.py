@@ -58,6 +58,7 @@ KIND_INFO: dict[str, tuple[str, str, bool]] = {
     "assessment_notice": ("考核通知", "通知", False),
     "assessment_result": ("考核结果通报", "通报", False),
     "deadline_adjustment": ("期限调整通知", "通知", False),
+    "appeal_decision": ("申诉处理决定", "决定", False),
 }
 
 #: 紧急程度 allowed on a notice ('' = not urgent).

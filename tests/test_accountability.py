@@ -603,12 +603,21 @@ def test_an_appeal_that_changes_the_decision_touches_only_the_appellant(org):
     at("2026-03-20T10:00:00+08:00")
     core("appeal", actor=LIAISON, case_id=cid, person=LIAISON, reason="事实认定有误")
     assert show(cid)["data"]["decision"] == decision
-    out = core("decide_appeal", actor=STREET, case_id=cid, person=LIAISON, upheld=False, opinion="改为通报")
+    from support import refused
+
+    refused(core, "decide_appeal", field="forms", actor=STREET, case_id=cid, person=LIAISON, upheld=True,
+            opinion="维持", forms=["通报"])
+    out = core("decide_appeal", actor=STREET, case_id=cid, person=LIAISON, upheld=False, opinion="改为通报",
+               forms=["通报"])
     assert out.case.state == "closed"  # SPEC: decide-appeal → closed
     after = show(cid)["data"]["decision"]
     assert after["in_force"] is True and after["persons"][LIAISON]["changed_by_appeal"] == "改为通报"
+    assert (after["persons"][LIAISON]["forms"], after["persons"][LIAISON]["forms_before_appeal"]) == (["通报"], ["诫勉"])
     assert {k: v for k, v in after["persons"].items() if k != LIAISON} == {
         k: v for k, v in decision["persons"].items() if k != LIAISON}
+    [told] = out.notices  # 申诉处理决定 to the appellant
+    assert told.kind == "appeal_decision" and told.recipients == [LIAISON]
+    assert "申诉理由：事实认定有误。" in told.text and "对何晓丽同志改为通报" in told.text
     assert show(cid)["data"]["appeals"][LIAISON]["status"] == "changed"
     # another person named keeps the right to appeal inside their own window, closed or not
     at("2026-03-25T10:00:00+08:00")
@@ -635,13 +644,46 @@ def test_the_organisation_held_accountable_may_appeal_under_its_unit_code(org):
     at("2026-03-20T10:00:00+08:00")
     assert core("appeal", actor=PRINCIPAL, case_id=cid, person="SQ03", reason="已整改到位").case.state == "appealed"
     decision = show(cid)["data"]["decision"]
-    assert core("decide_appeal", actor=STREET, case_id=cid, person="SQ03", upheld=False,
-                opinion="改为通报").case.state == "closed"
+    refused(core, "decide_appeal", field="forms", actor=STREET, case_id=cid, person="SQ03", upheld=False,
+            opinion="改为通报", forms=["通报"])  # an organisation's forms go in organisation_forms
+    out = core("decide_appeal", actor=STREET, case_id=cid, person="SQ03", upheld=False, opinion="改为通报",
+               organisation_forms=["通报"])
+    assert out.case.state == "closed"
     after = show(cid)["data"]["decision"]
     assert after["organisation_changed_by_appeal"] == "改为通报" and after["persons"] == decision["persons"]
-    assert after["organisation_forms"] == ["检查"] and after["in_force"] is True
+    assert after["organisation_forms"] == ["通报"] and after["organisation_forms_before_appeal"] == ["检查"]
+    assert after["in_force"] is True
+    [told] = out.notices  # 申诉处理决定 to the organisation's principal
+    assert told.kind == "appeal_decision" and told.recipients == [PRINCIPAL]
+    assert "变更原问责决定，对建设社区改为通报。" in told.text
     windows = {o["person"]: o["status"] for o in _obligations(cid) if o["kind"] == "appeal_window"}
     assert windows == {LIAISON: "open", "SQ03": "met"}  # the person's own window is untouched
+
+
+def test_an_appeal_left_undecided_past_its_month_is_chased_once_and_a_revoked_form_ends_the_veto(org):
+    from sqlmodel import select
+
+    from models.accountability import imposes_accountability
+    from models.notice import Notice
+    from tasks.sweep import sweep
+
+    cid = _decided_case()
+    at("2026-03-20T10:00:00+08:00")
+    core("appeal", actor=LIAISON, case_id=cid, person=LIAISON, reason="事实认定有误")  # due 4/21 00:00
+    at("2026-04-22T10:00:00+08:00")
+    sweep()
+    sweep()
+    with session() as s:
+        chased = s.exec(select(Notice).where(Notice.case_id == cid, Notice.kind == "report_reminder")).all()
+    [reminder] = chased
+    assert reminder.recipients == [STREET] and "何晓丽的申诉处理" in reminder.title
+    assert [o["status"] for o in _obligations(cid) if o["kind"] == "appeal_decision"] == ["missed"]
+    out = core("decide_appeal", actor=STREET, case_id=cid, person=LIAISON, upheld=False, opinion="撤销")  # no forms
+    assert out.case.state == "closed" and "撤销原问责决定中对何晓丽同志的问责。" in out.notices[0].text
+    decision = show(cid)["data"]["decision"]
+    assert decision["persons"][LIAISON]["forms"] == [] and decision["persons"][LIAISON]["forms_before_appeal"] == ["诫勉"]
+    # the revoked form no longer counts (the assessment veto reads the forms in force)
+    assert not imposes_accountability({**decision, "persons": {LIAISON: decision["persons"][LIAISON]}})
 
 
 def test_a_late_appeal_after_the_sweep_closed_the_case_is_refused_with_the_windows_end(org):

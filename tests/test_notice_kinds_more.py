@@ -32,6 +32,8 @@ DOCUMENTED: dict[str, set[str]] = {
         "resolved_at", "cause", "handling", "harm", "lessons", "deadlines", "warnings",
     },
     "deadline_adjustment": {"case_id", "case_title", "year", "calendar_source", "items"},
+    "appeal_decision": {"case_id", "appellant", "decided_by_name", "decision_date", "original_forms", "filed_date",
+                        "reason", "upheld", "new_forms", "opinion"},
 }
 
 #: kind → (issuer code, issuer name, 发文机关代字, 标题, 主送机关, 签发人).
@@ -41,6 +43,7 @@ ISSUERS = {
     "incident_summary": ("SQ01", "X社区居民委员会", "X社居",
                          "关于社区门户网站被篡改事件处置情况的报告", "街道网信办", "赵六"),
     "deadline_adjustment": ("WXB", "X街道网信办", "X街网安", "关于调整RECT-2026-0009有关办理期限的通知", "各有关单位", ""),
+    "appeal_decision": ("JD01", "中共X街道工作委员会", "X街党工发", "关于何晓丽同志申诉的处理决定", "何晓丽同志", ""),
 }
 
 
@@ -141,8 +144,19 @@ def adjustment_ctx(**over) -> dict:
     return ctx
 
 
+def appeal_ctx(**over) -> dict:
+    ctx = dict(
+        case_id="ACC-2026-0003", appellant="何晓丽同志", decided_by_name="中共X街道工作委员会",
+        decision_date="2026年3月5日", original_forms=["诫勉"], filed_date="2026年3月20日",
+        reason="事实认定有误<请复查>。", upheld=False, new_forms=["通报"], opinion="当事人已及时报告，情节较轻",
+    )
+    ctx.update(over)
+    ctx.setdefault("letterhead", letterhead("appeal_decision"))
+    return ctx
+
+
 CONTEXTS = {"accountability_decision": decision_ctx, "incident_summary": summary_ctx,
-            "deadline_adjustment": adjustment_ctx}
+            "deadline_adjustment": adjustment_ctx, "appeal_decision": appeal_ctx}
 
 
 # ----------------------------------------------------------------- contract
@@ -388,3 +402,20 @@ def test_deadline_adjustment_lists_old_and_new_time_limits():
         assert "特此通知。" in out
     assert "原定2027年1月22日 00:00（北京时间），调整为2027年1月23日 00:00（北京时间）" in text
     assert "&lt;弱口令&gt;" in html and "<弱口令>" in text  # operator text escaped in HTML only
+
+
+# ----------------------------------------------------------------- 申诉处理决定
+
+
+def test_appeal_decision_upheld_changed_or_revoked():
+    for out in both("appeal_decision", appeal_ctx()):
+        assert "何晓丽同志对中共X街道工作委员会2026年3月5日作出的问责决定（事项编号：ACC-2026-0003，问责方式：诫勉）不服" in out
+        assert "于2026年3月20日提出申诉" in out and "经复查，当事人已及时报告，情节较轻。" in out
+        assert "变更原问责决定，对何晓丽同志改为通报。" in out and "原决定自本决定作出之日起按本决定执行" in out
+        assert "特此决定。" in out
+    html, text = both("appeal_decision", appeal_ctx())
+    assert "申诉理由：事实认定有误<请复查>。" in text and "&lt;请复查&gt;" in html  # escaped in HTML only
+    for out in both("appeal_decision", appeal_ctx(upheld=True, new_forms=[])):
+        assert "维持原问责决定。" in out and "变更" not in out and "按本决定执行" not in out
+    for out in both("appeal_decision", appeal_ctx(new_forms=[])):
+        assert "撤销原问责决定中对何晓丽同志的问责。" in out

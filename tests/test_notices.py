@@ -127,8 +127,9 @@ def test_doc_number_format():
         format_doc_number("", 2026, 1)
 
 
-def test_kind_info_covers_the_ten_kinds_and_the_deadline_adjustment():
-    assert len(KIND_INFO) == 11 and KIND_INFO["deadline_adjustment"] == ("期限调整通知", "通知", False)
+def test_kind_info_covers_the_ten_kinds_the_deadline_adjustment_and_the_appeal_decision():
+    assert len(KIND_INFO) == 12 and KIND_INFO["deadline_adjustment"] == ("期限调整通知", "通知", False)
+    assert KIND_INFO["appeal_decision"] == ("申诉处理决定", "决定", False)
     assert KIND_INFO["incident_report"] == ("事件报告", "报告", True)
     assert KIND_INFO["report_reminder"] == ("催报通知", "通知", False)
     assert KIND_INFO["accountability_proposal"][1:] == ("请示", True)
