@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from datetime import date
 
 import pytest
 import yaml
@@ -214,6 +215,54 @@ def test_each_circumstance_is_proposed_once_whoever_notices_it(org):
     assert proposals(late_external) == [] and len(proposals(hidden)) == 1
     assert {o["kind"]: o["status"] for o in show(late_external)["obligations"]}["external_report"] == "missed"
     assert len(proposals(c2)) == 1
+
+
+def test_two_transactions_proposing_at_once_make_one_proposal(org, monkeypatch):
+    """Both pass the "already proposed?" check before either commits: the unique key lets one
+    proposal in and the other call returns None (no crash, no duplicate, audit chain intact)."""
+    import threading
+
+    from sqlmodel import select
+
+    from models import accountability as acc
+    from models.audit import verify
+    from models.case import Case
+    from models.db import engine
+
+    if engine().dialect.name == "sqlite":
+        pytest.skip("SQLite serialises writers (BEGIN IMMEDIATE): two proposals cannot interleave")
+    at("2026-11-20T09:30:00+08:00")
+    source = incident(category="malware", level="general", discovered_at="2026-11-20T09:00:00+08:00")
+    both_checked = threading.Barrier(2, timeout=10)
+    waited = threading.local()
+    real = acc.Circumstance
+
+    class AfterBothChecked:  # read right after the existence check, before the transaction writes
+        def __getitem__(self, name):
+            if not getattr(waited, "done", False):
+                waited.done = True
+                both_checked.wait()
+            return real[name]
+
+    monkeypatch.setattr(acc, "Circumstance", AfterBothChecked())
+    outcomes = []
+
+    def propose() -> None:
+        with session() as s:
+            case = s.get(Case, source)
+            made = acc.propose(s, source=case, circumstance="c4_concealment_or_unrectified", facts="经查存在瞒报",
+                               facts_date=date(2026, 11, 20))
+            outcomes.append(made.id if made else None)
+
+    threads = [threading.Thread(target=propose) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(o is None for o in outcomes) == [False, True], outcomes  # one made it, the other was told
+    with session() as s:
+        assert len(s.exec(select(Case.id).where(Case.proposed_from == source)).all()) == 1
+        assert verify(s)[0]
 
 
 def test_collective_decision_separates_main_and_important_responsibility(org):
