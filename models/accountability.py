@@ -551,6 +551,33 @@ def decide_appeal(req: DecideAppealRequest, flow_run_id: str | None = None) -> R
                       payload={"person": req.person, "upheld": req.upheld})
 
 
+def _windows_from_receipt(step: Step, rows: list) -> list[str]:
+    """申诉 runs 1 month from receiving the decision (自收到本决定之日起): once a person's copy
+    is delivered, that person's window is computed again from the first delivery and moved
+    when later than the one from the decision date (never shortened). Returns who was done."""
+    from tasks.deadlines import add_months, calendar
+
+    received: dict[str, dt.datetime] = {}
+    for r in rows:
+        if r.status == "sent" and r.sent_at is not None:
+            received[r.person] = min(received.get(r.person, r.sent_at), r.sent_at)
+    done = []
+    for w in step.obligations("appeal_window"):
+        pid = w.data.get("person")
+        if w.status != ObligationStatus.open or pid not in received or "received_at" in w.data:
+            continue
+        later = add_months(received[pid], _pol("appeal_window_months"), calendar(step.s))
+        if later.due_at > w.due_at:
+            w.set_deadline(later)
+            w.next_action_at = later.due_at
+        w.data = {**w.data, "received_at": iso(received[pid])}
+        step.s.add(w)
+        done.append(pid)
+    if done:
+        step.payload["windows_from_receipt"] = done
+    return done
+
+
 def _appeal_overdue_reminder(step: Step, ob: Obligation) -> None:
     """催办 of an appeal left undecided past its month: to the deciding organisation's principal,
     from the 网信办 (once: the obligation is then missed)."""
@@ -613,6 +640,7 @@ def escalate(ob_id: int, case_id: str, flow_run_id: str | None = None, session=N
             notice = s.exec(select(Notice).where(Notice.case_id == step.case.id,
                                                  Notice.kind == "accountability_decision")).first()
             rows = s.exec(select(Notification).where(Notification.notice_id == notice.id)).all() if notice else []
+            moved = _windows_from_receipt(step, rows)
             if rows and all(r.status == "sent" for r in rows):
                 step.meet(ob, max(r.sent_at for r in rows))
                 step.event_type = "decision_served"
@@ -620,6 +648,8 @@ def escalate(ob_id: int, case_id: str, flow_run_id: str | None = None, session=N
                 step.miss(ob, "问责决定未能全部送达")
                 ob.next_action_at = None
                 step.event_type = "serve_decision_missed"
+            elif moved:  # some received it: their windows now run from receipt
+                step.event_type = "appeal_windows_from_receipt"
             else:  # not yet delivered: look again next sweep, write nothing
                 raise Skip
         elif ob.kind == "appeal_window":

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import date, datetime
 
 import pytest
 import yaml
 from conftest import db_state
 
+from models.clock import TZ
 from models.db import session
 from models.errors import DomainError
 
@@ -733,6 +734,27 @@ def test_an_appeal_left_undecided_past_its_month_is_chased_once_and_a_revoked_fo
     assert decision["persons"][LIAISON]["forms"] == [] and decision["persons"][LIAISON]["forms_before_appeal"] == ["诫勉"]
     # the revoked form no longer counts (the assessment veto reads the forms in force)
     assert not imposes_accountability({**decision, "persons": {LIAISON: decision["persons"][LIAISON]}})
+
+
+def test_the_appeal_window_runs_from_receipt_of_the_decision(org, sink):
+    """Decided 3/5 but delivered only 3/9 (the channels were down): each window is computed
+    again from that person's first delivery (4/9 24:00, not 4/7 24:00), never shortened."""
+    from tasks.notify import deliver
+    from tasks.sweep import sweep
+
+    cid = _decided_case()
+    before = {o["person"]: o["due_at"] for o in _obligations(cid) if o["kind"] == "appeal_window"}
+    assert set(before.values()) == {datetime(2026, 4, 8, tzinfo=TZ)}
+    at("2026-03-09T10:00:00+08:00")
+    deliver()
+    sweep()
+    windows = {o["person"]: o["due_at"] for o in _obligations(cid) if o["kind"] == "appeal_window"}
+    assert windows == {LIAISON: datetime(2026, 4, 10, tzinfo=TZ), "p-ma-yumei": datetime(2026, 4, 10, tzinfo=TZ)}
+    assert [o["status"] for o in show(cid)["obligations"] if o["kind"] == "serve_decision"] == ["met"]
+    at("2026-04-09T16:00:00+08:00")  # past the decision-date window, inside the one from receipt
+    assert core("appeal", actor=LIAISON, case_id=cid, person=LIAISON, reason="不服").case.state == "appealed"
+    sweep()  # nothing is moved twice
+    assert {o["person"]: o["due_at"] for o in _obligations(cid) if o["kind"] == "appeal_window"} == windows
 
 
 def test_a_late_appeal_after_the_sweep_closed_the_case_is_refused_with_the_windows_end(org):
