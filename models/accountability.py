@@ -359,6 +359,7 @@ def open_case(req: OpenAccountabilityRequest, flow_run_id: str | None = None) ->
     if req.case_id:
         if req.unit or req.circumstance or req.facts or req.facts_date:
             raise DomainError("采纳问责建议时不填写单位、情形、事实和日期（这些来自问责建议）", "case_id")
+
         def accept(step: Step) -> None:
             listed = _proposal_lines(step.case.data)
             investigate(step)
@@ -424,7 +425,8 @@ def decide(req: RecordAccountabilityDecisionRequest, flow_run_id: str | None = N
         case.data = {**case.data, "chain": chain, "decision": decision, "appeals": {}}
         step.open("serve_decision", add_working_days(step.effective_at, _pol("serve_decision_working_days"), cal),
                   role="principal", unit=authority.code, next_action_at=step.recorded_at)
-        window = add_months(step.effective_at, _pol("appeal_window_months"), cal)  # the same for everyone
+        # from the decision date for now; each person's is moved to their receipt by the sweep
+        window = add_months(step.effective_at, _pol("appeal_window_months"), cal)
         opened = [step.open("appeal_window", window, role="", data={"person": pid})
                   for pid in appellants(decision, case.unit)]
         if not opened:  # nobody may appeal: nothing to wait for (serve_decision is still swept)
@@ -544,6 +546,8 @@ def decide_appeal(req: DecideAppealRequest, flow_run_id: str | None = None) -> R
             decision["persons"] = persons
         step.case.data = {**d, "appeals": appeals, "decision": decision}
         step.next_state = "appealed" if _pending_appeals(step) else "closed"
+        if not req.upheld:
+            step.payload["forms"] = new
         _appeal_decision_notice(step, req, original=original, new=new, organisation=organisation)
 
     return transition(MACHINE, "decide_appeal", actor=req.actor, case_id=req.case_id,
