@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import os
 
 import pytest
@@ -216,6 +217,19 @@ def test_a_scripted_year_start_self_assess_score_publish(org, sink, clock, tmp_p
     reminders = [n for n in case["notices"] if n["kind"] == "report_reminder"]
     assert len(reminders) == 20  # 10 units × (临期提醒, 催报), each once
     assert "p-zhang-xiuying" not in {p for n in reminders for p in n["recipients"]}  # SQ01 had self-assessed
+    from collections import Counter
+
+    from models.case import Obligation
+    from models.org import holders
+
+    with session() as s:
+        principal = {f"SQ{n:02d}": holders(s, f"SQ{n:02d}", "principal", dt.date(2026, 12, 16))[0] for n in range(1, 13)}
+        status = {o.unit: o.status for o in s.exec(select(Obligation).where(
+            Obligation.case_id == cycle, Obligation.kind == "self_assessment")).all()}
+    late = [u for u in principal if u not in ("SQ01", "SQ02")]
+    # each unit that had not self-assessed: its principal reminded twice (临期提醒, 催报), no one else
+    assert Counter(p for n in reminders for p in n["recipients"]) == {principal[u]: 2 for u in late}
+    assert status == {**{u: "missed" for u in late}, "SQ01": "met", "SQ02": "met"}
     clock("2026-12-17T10:00:00+08:00")
     run_flow("submit-self-assessment", actor=OFFICE, year=2026, unit="SQ03", scores=manual(45))
     # scoring: bad input first
@@ -238,6 +252,10 @@ def test_a_scripted_year_start_self_assess_score_publish(org, sink, clock, tmp_p
         run_flow("score-assessment", actor=OFFICE, year=2026)
     assert info.value.field == "unit"
     assert db_state() == before
+    # publishing before anyone is scored: refused with every unit still missing listed
+    everyone = ", ".join(f"SQ{n:02d}" for n in range(1, 13))
+    refused(run_flow, "publish-assessment", actor=STREET, year=2026, field="year",
+            contains=f"以下单位尚未评分，不能通报：{everyone}")
     table = [{"unit": f"SQ{n:02d}", "scores": manual(MANUAL.get(f"SQ{n:02d}", 45)),
               "bonus": {"commendation": 3} if n == 1 else {}} for n in range(1, 12)]
     table[9] = {**table[9], "falsified": True, "note": "演练记录系事后补做"}  # SQ10: the assessors find falsified records
@@ -284,6 +302,7 @@ def test_a_scripted_year_start_self_assess_score_publish(org, sink, clock, tmp_p
     rows = list(csv.DictReader(open(out["export"]["csv"], encoding="utf-8-sig")))
     assert [r["单位代码"] for r in rows][:2] == ["SQ01", "SQ02"] and len(rows) == 12
     by_unit = {r["单位代码"]: r for r in rows}
+    assert {u: (float(r["总分"]), r["等次"], int(r["名次"])) for u, r in by_unit.items()} == expected()  # every row
     sq03 = by_unit["SQ03"]  # the secretary in office on 31 Dec, not the one at publication
     assert sq03["社区书记（12月31日在任）"] == "朱宏伟" and sq03["等次"] == "合格" and sq03["名次"] == "3"
     assert by_unit["SQ07"]["扣分及依据"] == "；".join([
@@ -303,6 +322,8 @@ def test_a_scripted_year_start_self_assess_score_publish(org, sink, clock, tmp_p
     values = list(ws.iter_rows(values_only=True))
     assert values[0][0] == "单位代码" and len(values) == 13
     assert values[1][:6] == ("SQ01", "东风社区", "张秀英", 99, "优秀", 1)
+    assert {v[0]: (v[3], v[4], v[5]) for v in values[1:]} == expected()  # every row, as numbers
+    assert [v[2] for v in values[1:]] == [by_unit[v[0]]["社区书记（12月31日在任）"] for v in values[1:]]
     with get_client(sync_client=True) as client:
         arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["assessment-2026"])))
         [md] = client.read_artifacts(
