@@ -266,6 +266,25 @@ def test_two_transactions_proposing_at_once_make_one_proposal(org, monkeypatch):
         assert verify(s)[0]
 
 
+def test_c1_from_a_missed_handling_and_c2_from_a_relatively_major_personal_info_leak(org):
+    from tasks.sweep import sweep
+
+    at("2026-11-20T09:30:00+08:00")
+    # a defacement reported in time, externally too: nothing yet; its handling (24 h) then missed
+    defaced = incident(discovered_at="2026-11-20T09:00:00+08:00")
+    core("update", actor=OFFICER, case_id=defaced, note="已报告", external_reported_at="2026-11-20T09:20:00+08:00")
+    assert proposals(defaced) == []
+    leak = incident(category="personal_info_leak", level="relatively_major", affected_persons=1_200_000,
+                    discovered_at="2026-11-20T09:00:00+08:00")
+    assert [p["data"]["circumstance"] for p in proposals(leak)] == ["c2_data_leak"]
+    at("2026-11-21T10:00:00+08:00")
+    sweep()
+    [c1] = proposals(defaced)
+    assert c1["data"]["circumstance"] == "c1_defacement_unreported" and "处置逾期" in c1["data"]["facts"]
+    sweep()
+    assert len(proposals(defaced)) == 1 and len(proposals(leak)) == 1
+
+
 def test_collective_decision_separates_main_and_important_responsibility(org):
     at("2026-11-28T10:00:00+08:00")
     result = core("open", actor=OFFICE, unit="SQ03", circumstance="c6_other", facts="集体决定关闭日志审计导致泄露",
