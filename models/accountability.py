@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 
 from models import policy
 from models.case import Case, Obligation, ObligationStatus
-from models.clock import beijing, cn_date, iso, local, parse_time
+from models.clock import cn_date, iso, local, parse_time
 from models.errors import DomainError
 from models.labels import LabeledEnum
 from models.org import Person, committee_unit, get_person, get_unit, holders, role_unit
@@ -585,22 +585,13 @@ def _windows_from_receipt(step: Step, rows: list) -> list[str]:
 def _appeal_overdue_reminder(step: Step, ob: Obligation) -> None:
     """催办 of an appeal left undecided past its month: to the deciding organisation's principal,
     from the 网信办 (once: the obligation is then missed)."""
-    from tasks.deadlines import overdue_by
-
     s, on = step.s, local(step.recorded_at).date()
     authority = get_unit(s, ob.unit)
     office = role_unit(s, step.case.unit, "office", on) or authority
     person = ob.data.get("person", "")
     who = get_person(s, person).name if s.get(Person, person) else get_unit(s, person).name
-    label = f"{who}的申诉处理"
-    step.notice(
-        "report_reminder", issuer=office, recipients=holders(s, authority.code, "principal", on),
-        title=f"关于督促{authority.name}{label}的通知", main_to=authority.name,
-        context={"case_id": step.case.id, "unit_name": authority.name, "obligation_label": label,
-                 "due_at": beijing(ob.due_at), "overdue_by": overdue_by(ob.due_at, step.recorded_at),
-                 "requirement": "申诉处理期限已过，请尽快作出申诉处理决定并告知申诉人", "step": 1,
-                 "calendar_unconfirmed": ob.calendar_unconfirmed},
-    )
+    step.remind(ob, issuer=office, recipients=holders(s, authority.code, "principal", on), unit_name=authority.name,
+                label=f"{who}的申诉处理", requirement="申诉处理期限已过，请尽快作出申诉处理决定并告知申诉人")
 
 
 def _appeal_decision_notice(step: Step, req: DecideAppealRequest, *, original: list[str], new: list[str],

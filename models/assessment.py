@@ -394,19 +394,11 @@ def ladders() -> dict:
 
 def _self_reminder(requirement: str):
     def act(step: Step, ob: Obligation, implied) -> None:
-        from tasks.deadlines import overdue_by
-
         s, on = step.s, local(step.recorded_at).date()
         unit = get_unit(s, ob.unit)
-        issuer = get_unit(s, step.case.unit)
-        step.notice(
-            "report_reminder", issuer=issuer, recipients=holders(s, ob.unit, "principal", on),
-            title=f"关于督促{unit.name}提交年度考核自评的通知", main_to=unit.name,
-            context={"case_id": step.case.id, "unit_name": unit.name, "obligation_label": OBLIGATION_LABELS[ob.kind],
-                     "due_at": beijing(ob.due_at), "overdue_by": overdue_by(ob.due_at, step.recorded_at),
-                     "requirement": requirement, "step": ob.step + 1 + len(implied),
-                     "calendar_unconfirmed": ob.calendar_unconfirmed},
-        )
+        step.remind(ob, issuer=get_unit(s, step.case.unit), recipients=holders(s, ob.unit, "principal", on),
+                    unit_name=unit.name, label=OBLIGATION_LABELS[ob.kind], requirement=requirement,
+                    step_no=ob.step + 1 + len(implied), title=f"关于督促{unit.name}提交年度考核自评的通知")
     return act
 
 

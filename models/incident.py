@@ -355,8 +355,6 @@ def _state_of(case_id: str) -> str | None:
 
 def _remind(step: Step, ob, implied) -> None:
     """催报通知 from the street 网信办 to the unit's responsible persons."""
-    from tasks.deadlines import overdue_by
-
     s, case = step.s, step.case
     on = local(step.recorded_at).date()
     office, _ = office_recipients(s, case.unit, on)
@@ -370,14 +368,8 @@ def _remind(step: Step, ob, implied) -> None:
         "handling": "立即组织处置，处置完毕后录入系统",
         "summary_report": "立即报送事件处置总结报告",
     }.get(ob.kind, "立即办理")
-    step.notice(
-        "report_reminder", issuer=office,
-        recipients=unit_leaders(s, case.unit, on),
-        title=f"关于督促{unit.name}{label}的通知", main_to=unit.name,
-        context={"case_id": case.id, "unit_name": unit.name, "obligation_label": label,
-                 "due_at": beijing(ob.due_at), "overdue_by": overdue_by(ob.due_at, step.recorded_at),
-                 "requirement": requirement, "step": 1, "calendar_unconfirmed": ob.calendar_unconfirmed},
-    )
+    step.remind(ob, issuer=office, recipients=unit_leaders(s, case.unit, on), unit_name=unit.name, label=label,
+                requirement=requirement)
 
 
 def _remind_and_evaluate(step: Step, ob, implied) -> None:

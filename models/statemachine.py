@@ -149,6 +149,21 @@ class Step:
         self.payload.setdefault("notices", []).append({"id": n.id, "kind": kind, "doc_number": n.doc_number})
         return n
 
+    def remind(self, ob: Obligation, *, issuer, recipients: list[str], unit_name: str, label: str,
+               requirement: str, step_no: int = 1, title: str = ""):
+        """催报通知 (``report_reminder``) of one obligation, addressed to ``unit_name``: its due
+        time, how far overdue, what to do, and whether the calendar of that year is confirmed."""
+        from models.clock import beijing
+        from tasks.deadlines import overdue_by
+
+        return self.notice(
+            "report_reminder", issuer=issuer, recipients=recipients,
+            title=title or f"关于督促{unit_name}{label}的通知", main_to=unit_name,
+            context={"case_id": self.case.id, "unit_name": unit_name, "obligation_label": label,
+                     "due_at": beijing(ob.due_at), "overdue_by": overdue_by(ob.due_at, self.recorded_at),
+                     "requirement": requirement, "step": step_no, "calendar_unconfirmed": ob.calendar_unconfirmed},
+        )
+
 
 @dataclass
 class Result:
