@@ -216,6 +216,10 @@ def test_a_medium_risk_left_alone_climbs_the_ladder_once_per_step(org, sink, clo
     # every notice went out once to each of its recipients
     sent = [(m["_path"], m["title"]) for m in sink.messages]
     assert len(sent) == len(set(sent))
+    for n in [*reminders, *notices(case_id, "interview_notice"), pnotice]:
+        for p in n["recipients"]:
+            got = [m for m in sink.to(p) if n["doc_number"] in m["title"] + m["message"]]
+            assert len(got) == 1, (n["kind"], p, len(got))
     assert len(sink.to("p-new-principal")) == 1
     assert rectify(show(case_id))["status"] == "missed"
 
