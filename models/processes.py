@@ -5,6 +5,8 @@ filters, the deadline re-computation after a calendar load).
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 #: The case kinds of SPEC §5, in order; 工作记录 (``activity``, record-activity) come after.
 PROCESS_KINDS = ("incident", "rectification", "accountability", "assessment")
 
@@ -17,18 +19,19 @@ def machines() -> dict:
                                 assessment.MACHINE, assessment.ACTIVITY)}
 
 
+@lru_cache(maxsize=1)
+def _step_labels() -> dict[tuple[str, int], str]:
+    """(obligation kind, step) → label, from every process's ladders (read once: labels are code)."""
+    from models import assessment, incident, rectification
+
+    return {(kind, ls.step): ls.label for process in (incident, rectification, assessment)
+            for kind, ladder in process.ladders().items() for ls in ladder}
+
+
 def step_label(kind: str, step: int) -> str:
     """Chinese name of ladder step ``step`` of an obligation kind (催办, 约谈 …); '未督办' before
     the first step, '逾期' for a kind without a ladder."""
-    from models import assessment, incident, rectification
-
-    if step <= 0:
-        return "未督办"
-    for process in (incident, rectification, assessment):
-        for ls in process.ladders().get(kind, []):
-            if ls.step == step:
-                return ls.label
-    return "逾期"
+    return "未督办" if step <= 0 else _step_labels().get((kind, step), "逾期")
 
 
 def obligation_label(kind: str) -> str:

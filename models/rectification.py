@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 
 from pydantic import Field
-from sqlmodel import select
 
 from models import policy
 from models.case import Case, Obligation, ObligationStatus, add_refs, cases_with_ref, rectification_refs

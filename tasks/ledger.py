@@ -16,9 +16,6 @@ from models.case import Case, Obligation, ObligationStatus
 from models.clock import iso, local, now
 from models.org import OrgUnit, Person, holders
 
-COLUMNS = ["unit", "unit_name", "case", "obligation", "obligation_label", "due", "overdue_by", "step",
-           "step_label", "responsible", "calendar_unconfirmed"]
-
 #: Not yet fulfilled: open, or missed and still to do.
 _PENDING = (Obligation.met_at.is_(None), Obligation.status.in_([ObligationStatus.open, ObligationStatus.missed]))
 
