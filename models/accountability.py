@@ -20,16 +20,16 @@ from models.case import Case, Obligation, ObligationStatus
 from models.clock import cn_date, iso, local, parse_time
 from models.errors import DomainError
 from models.labels import LabeledEnum
-from models.org import Person, committee_unit, get_person, get_unit, holders, role_unit
+from models.org import Person, committee_unit, get_person, get_unit, holders, posts_of, role_unit
 from models.requests import Request
 from models.statemachine import Machine, Result, Rule, Step, transition
 
 
 class Circumstance(LabeledEnum):
-    c1_defacement_unreported = "门户网站等被攻击篡改，且没有及时报告和组织处置（四（四）1）"
+    c1_defacement_unreported = "门户网站等被攻击篡改导致违法有害信息大面积扩散，且没有及时报告和组织处置（四（四）1）"
     c2_data_leak = "国家秘密、大面积个人信息或大量国家基础数据泄露（四（四）2）"
     c3_cii_attack_unhandled = "关键信息基础设施遭受攻击，没有及时处置（四（四）3）"
-    c4_concealment_or_unrectified = "封锁、瞒报事件，或对通报的问题和风险隐患不及时整改（四（四）4）"
+    c4_concealment_or_unrectified = "封锁、瞒报事件，或对通报的问题和风险隐患不及时整改并造成严重后果（四（四）4）"
     c5_obstruction = "阻碍公安机关、国家安全机关依法工作或拒不提供支持（四（四）5）"
     c6_other = "发生其他严重危害网络安全行为（四（四）6）"
 
@@ -72,8 +72,37 @@ MACHINE = Machine(
     ),
 )
 
-BASIS = ("《党委（党组）网络安全工作责任制实施办法》、《中国共产党问责条例》和"
-         "《XX街道网络安全责任制实施办法》四（四）、四（五）")
+#: The committee's text of each circumstance, word for word (SOURCE.md 四（四）1–6; the
+#: received text's 间题 included): notices quote it.
+CLAUSES = {
+    "c1_defacement_unreported": "党政机关门户网站、重点新闻网站、大型网络平台被攻击篡改，导致反动言论或者谣言等违法有害信息"
+                                "大面积扩散，且没有及时报告和组织处置的",
+    "c2_data_leak": "发生国家秘密泄露、大面积个人信息泄露或者大量地理、人口、资源等国家基础数据泄露的",
+    "c3_cii_attack_unhandled": "关键信息基础设施遭受网络攻击，没有及时处置导致大面积影响人民群众工作、生活，或者造成重大经济损失，"
+                               "或者造成严重不良社会影响的",
+    "c4_concealment_or_unrectified": "封锁、瞒报网络安全事件情况，拒不配合有关部门依法开展调查、处置工作，或者对有关部门通报的"
+                                     "间题和风险隐患不及时整改并造成严重后果的",
+    "c5_obstruction": "阻碍公安机关、国家安全机关依法维护国家安全、侦查犯罪以及防范、调查恐怖活动，或者拒不提供支持和保障的",
+    "c6_other": "发生其他严重危害网络安全行为的",
+}
+
+
+def clause_citation(circumstance: str, rule: str) -> str:
+    """The circumstance as a notice cites it: the rule, the item and its words in quotes."""
+    n = list(CLAUSES).index(circumstance) + 1
+    return f"{rule}第四部分第（四）项第{n}目规定的“{CLAUSES[circumstance]}”情形"
+
+
+def basis(rule: str) -> str:
+    """依据 of a 问责建议书/问责决定: the central rule, the 问责条例 articles (policy) and the
+    committee's rule (its 四（四） circumstances and 四（五） who proposes and decides)."""
+    articles = str(policy.get("committee_rule", "basis_articles", default="《中国共产党问责条例》"))
+    return f"《党委（党组）网络安全工作责任制实施办法》{articles}和{rule}第四部分第（四）项、第（五）项"
+
+
+def appeal_article() -> str:
+    return str(policy.get("committee_rule", "appeal_article", default="《中国共产党问责条例》"))
+
 OBLIGATION_LABELS = {"serve_decision": "送达问责决定", "appeal_window": "申诉期限", "appeal_decision": "申诉处理"}
 
 
@@ -155,6 +184,10 @@ class RecordAccountabilityDecisionRequest(Request):
     forms: dict[str, list[PersonForm]] = Field(title="问责方式", description="{人员编号: [通报, 诫勉, …]}；空列表为不予问责")
     organisation_forms: list[OrgForm] = Field(default_factory=list, title="对党组织的问责方式")
     decided_by: str = Field(title="作出决定的党组织", description="单位代码，如 JD01")
+    investigation: str = Field(default="", title="调查核实情况",
+                               description="调查组和调查报告，如“纪工委调查组2026年4月15日调查报告”；未经调查的留空，决定不写调查")
+    hearing: str = Field(default="", title="陈述和申辩情况",
+                         description="听取被问责对象陈述和申辩的情况；未听取的留空，决定不写听取陈述和申辩")
 
 
 class FileAppealRequest(Request):
@@ -201,9 +234,14 @@ def _proposal_lines(d: dict) -> list:
             for c in d.get("chain", [])] + [d.get("organisation_forms", [])]
 
 
-def _proposal_notice(step: Step, *, today: date, revised: bool = False) -> None:
-    """问责建议书 from the 网信办 to the 党工委, copy to the 纪工委; ``revised`` when the
-    investigation of an automatic proposal changed the chain it listed."""
+def _proposal_notice(step: Step, *, today: date, draft: bool = False, edited: bool = False) -> None:
+    """问责建议书 (a 请示 from the 网信办 to the 党工委, copy to the 纪工委).
+
+    ``draft``: an automatic proposal is a draft awaiting the 网信办's confirmation: no 文号,
+    no 签发人, sent to the 网信办 only. Accepting it (open-accountability) issues the
+    建议书 itself, numbered and signed; ``edited`` when the investigation changed the chain."""
+    from tasks.notices import committee_rule, document_reference
+
     s, case = step.s, step.case
     unit = get_unit(s, case.unit)
     office = role_unit(s, case.unit, "office", today)
@@ -212,26 +250,40 @@ def _proposal_notice(step: Step, *, today: date, revised: bool = False) -> None:
     if office is None or committee is None:
         raise DomainError(f"单位 {case.unit} 找不到网信办或党工委，无法提出问责建议")
     signer = holders(s, office.code, "principal", today) or holders(s, office.code, "office", today)
-    recipients = holders(s, committee.code, "principal", today)
-    if discipline is not None:
-        recipients += holders(s, discipline.code, "discipline", today)
+    if draft:
+        recipients = list(dict.fromkeys(signer + holders(s, office.code, "office", today)))
+    else:
+        recipients = holders(s, committee.code, "principal", today)
+        if discipline is not None:
+            recipients += holders(s, discipline.code, "discipline", today)
     d = case.data
+    rule = committee_rule()
     step.notice(
         "accountability_proposal", issuer=office, recipients=recipients,
-        title=f"关于对{unit.name}有关责任人员问责的建议{'（调查核实后修订）' if revised else ''}",
-        main_to=committee.name,
-        signer=get_person(s, signer[0]).name if signer else office.name,
+        title=f"关于建议对{unit.name}有关责任人员进行问责的请示{'（草稿）' if draft else ''}",
+        main_to=committee.name, draft=draft,
+        signer="" if draft else (get_person(s, signer[0]).name if signer else office.name),
         cc=[discipline.name] if discipline else [],
-        context={"case_id": case.id, "source_case_id": case.proposed_from or "", "unit_name": unit.name,
-                 "circumstance_label": Circumstance[d["circumstance"]].value, "facts": d["facts"],
+        context={"unit_name": unit.name, "draft": draft, "edited": edited,
+                 "source": document_reference(s, case.proposed_from) if case.proposed_from else "",
+                 "circumstance": clause_citation(d["circumstance"], rule),
+                 "clause_note": _clause_note(d), "facts": d["facts"],
                  "facts_date": cn_date(date.fromisoformat(d["facts_date"])),
                  "chain": [{"name": c["name"] or "", "role_label": c["role_label"], "responsibility": c["responsibility"],
                             "vacant": c["vacant"], "note": c["note"]} for c in d["chain"]],
                  "suggested_forms": [{"target": c["name"], "forms": c["suggested_forms"]}
                                      for c in d["chain"] if c["suggested_forms"]]
                  + ([{"target": unit.name, "forms": d["organisation_forms"]}] if d["organisation_forms"] else []),
-                 "basis": BASIS},
+                 "basis": basis(rule)},
     )
+
+
+def _clause_note(d: dict) -> str:
+    """What the records cannot show about the clause: an overdue rectification meets 四（四）4
+    only 并造成严重后果, which the investigation has to establish."""
+    if d["circumstance"] == "c4_concealment_or_unrectified" and d.get("source_kind") == "rectification":
+        return "是否造成严重后果，须经调查核实认定"
+    return ""
 
 
 def proposal_key(source_id: str, circumstance: str) -> str:
@@ -253,7 +305,7 @@ def propose(s: Session, *, source: Case, circumstance: str, facts: str, facts_da
         case.data = {"circumstance": circumstance, "facts": facts, "facts_date": facts_date.isoformat(),
                      "source_kind": source.kind, "involved_persons": list(involved)}
         case.data = {**case.data, **_chain(s, case, involved=involved, weak=False, collective=None)}
-        _proposal_notice(step, today=local(step.recorded_at).date())
+        _proposal_notice(step, today=local(step.recorded_at).date(), draft=True)
 
     label = Circumstance[circumstance].value
     try:
@@ -290,7 +342,7 @@ def evaluate_incident(step: Step) -> list[str]:
     created = []
     facts_date = local(parse_time(d["discovered_at"])).date()
     for circumstance, why in wanted:
-        facts = f"{case.title}（{case.id}，{_level_text(d['level'])}）：{why}。{d.get('description', '')}"
+        facts = f"{case.title}（{_level_text(d['level'])}）：{why}。{d.get('description', '')}"
         acc = propose(step.s, source=case, circumstance=circumstance, facts=facts, facts_date=facts_date,
                       involved=d.get("involved_persons", []))
         if acc is not None:
@@ -363,8 +415,9 @@ def open_case(req: OpenAccountabilityRequest, flow_run_id: str | None = None) ->
         def accept(step: Step) -> None:
             listed = _proposal_lines(step.case.data)
             investigate(step)
-            if _proposal_lines(step.case.data) != listed:  # the investigation changed what was proposed
-                _proposal_notice(step, today=local(step.recorded_at).date(), revised=True)
+            # the draft confirmed: the 建议书 itself, numbered and signed (noting any change)
+            _proposal_notice(step, today=local(step.recorded_at).date(),
+                             edited=_proposal_lines(step.case.data) != listed)
 
         return transition(MACHINE, "accept", actor=req.actor, case_id=req.case_id,
                           effective_at=req.effective_time(), effect=accept, flow_run_id=flow_run_id)
@@ -399,8 +452,10 @@ def dismiss(req: DismissAccountabilityRequest, flow_run_id: str | None = None) -
 
 def decide(req: RecordAccountabilityDecisionRequest, flow_run_id: str | None = None) -> Result:
     """问责决定: forms per person (may differ from the suggestion; both kept), the 问责决定
-    notice to each person named, `serve_decision` and one `appeal_window` per person."""
+    notice to each person named, `serve_decision` and one `appeal_window` per person. The
+    notice states an investigation or a hearing only when the request records one."""
     from tasks.deadlines import add_months, add_working_days, calendar
+    from tasks.notices import committee_rule
 
     def effect(step: Step) -> None:
         s, case = step.s, step.case
@@ -434,27 +489,39 @@ def decide(req: RecordAccountabilityDecisionRequest, flow_run_id: str | None = N
         dissenters = set((case.data.get("collective_decision") or {}).get("dissenters", []))
         unit = get_unit(s, case.unit)
         d = case.data
+        rule = committee_rule()
         recipients = list(decision["persons"])  # each person the decision names (a dissenter is told too)
         step.notice(
             "accountability_decision", issuer=authority, recipients=recipients,
             title=f"关于对{unit.name}有关责任人员问责的决定", main_to=unit.name,
-            context={"case_id": case.id, "unit_name": unit.name,
-                     "circumstance_label": Circumstance[d["circumstance"]].value, "facts": d["facts"],
+            context={"unit_name": unit.name, "proposal": _confirmed_proposal(s, case.id),
+                     "circumstance": clause_citation(d["circumstance"], rule), "facts": d["facts"],
                      "facts_date": cn_date(date.fromisoformat(d["facts_date"])), "decided_by_name": authority.name,
                      "decision_date": cn_date(step.effective_at),
+                     "investigation": req.investigation.strip(), "hearing": req.hearing.strip(),
                      "persons": [{"name": c["name"] or "", "role_label": c["role_label"],
                                   "responsibility": c["responsibility"], "forms": c["decided_forms"],
                                   "suggested_forms": c["suggested_forms"], "vacant": c["vacant"],
                                   "dissented": c["person"] in dissenters,
                                   "differs": c["decided_forms"] != c["suggested_forms"]} for c in persons],
                      "organisation_forms": decision["organisation_forms"],
-                     "appeal_deadline": cn_date(appeal_last_day(window.due_at)),
-                     "appeal_to": authority.name, "basis": BASIS, "in_force_note": "申诉期间，不停止本决定的执行"},
+                     "appeal_to": authority.name, "appeal_article": appeal_article(), "basis": basis(rule)},
         )
+        decision["investigation"], decision["hearing"] = req.investigation.strip(), req.hearing.strip()
         step.payload["forms"] = {pid: p["forms"] for pid, p in decision["persons"].items()}
 
     return transition(MACHINE, "decide", actor=req.actor, case_id=req.case_id, effective_at=req.effective_time(),
                       effect=effect, flow_run_id=flow_run_id, payload={"decided_by": req.decided_by})
+
+
+def _confirmed_proposal(s: Session, case_id: str) -> str:
+    """《title》（文号） of the case's signed 问责建议书, '' when none was issued."""
+    from models.notice import Notice
+
+    row = s.exec(select(Notice.title, Notice.doc_number).where(
+        Notice.case_id == case_id, Notice.kind == "accountability_proposal", Notice.doc_number.is_not(None))
+        .order_by(Notice.issued_at.desc(), Notice.id.desc())).first()
+    return f"《{row[0]}》（{row[1]}）" if row else ""
 
 
 def imposes_accountability(decision: dict | None) -> bool:
@@ -583,15 +650,16 @@ def _windows_from_receipt(step: Step, rows: list) -> list[str]:
 
 
 def _appeal_overdue_reminder(step: Step, ob: Obligation) -> None:
-    """催办 of an appeal left undecided past its month: to the deciding organisation's principal,
-    from the 网信办 (once: the obligation is then missed)."""
+    """An appeal left undecided past its month: a 督办提醒 to the deciding organisation's
+    principal (internal, unnumbered: the organisation owes the decision itself; once, the
+    obligation is then missed)."""
     s, on = step.s, local(step.recorded_at).date()
     authority = get_unit(s, ob.unit)
-    office = role_unit(s, step.case.unit, "office", on) or authority
     person = ob.data.get("person", "")
-    who = get_person(s, person).name if s.get(Person, person) else get_unit(s, person).name
-    step.remind(ob, issuer=office, recipients=holders(s, authority.code, "principal", on), unit_name=authority.name,
-                label=f"{who}的申诉处理", requirement="申诉处理期限已过，请尽快作出申诉处理决定并告知申诉人")
+    who = f"{get_person(s, person).name}同志" if s.get(Person, person) else get_unit(s, person).name
+    step.remind(ob, issuer=authority, recipients=holders(s, authority.code, "principal", on), unit_name=authority.name,
+                label="处理", internal=True, subject=f"{who}申诉",
+                requirement="请尽快作出申诉处理决定，并以书面形式告知申诉人及其所在党组织")
 
 
 def _appeal_decision_notice(step: Step, req: DecideAppealRequest, *, original: list[str], new: list[str],
@@ -604,18 +672,35 @@ def _appeal_decision_notice(step: Step, req: DecideAppealRequest, *, original: l
     if organisation:
         appellant = get_unit(s, req.person).name
         recipients = holders(s, req.person, "principal", on)
+        parent = get_unit(s, req.person).parent  # an organisation's own 党组织 is itself: copy its parent
+        party = [get_unit(s, parent).name] if parent else []
     else:
         appellant = f"{get_person(s, req.person).name}同志"
         recipients = [req.person]
+        decided_on = local(parse_time(d["decision"]["decided_at"])).date()
+        party = list(dict.fromkeys(get_unit(s, post.unit).name for post in posts_of(s, req.person, decided_on)))
+        party = party or [get_unit(s, step.case.unit).name]
     filed = d["appeals"][req.person]
     step.notice(
         "appeal_decision", issuer=authority, recipients=recipients,
-        title=f"关于{appellant}申诉的处理决定", main_to=appellant,
-        context={"case_id": step.case.id, "appellant": appellant, "decided_by_name": authority.name,
+        title=f"关于{appellant}申诉的处理决定", main_to=appellant, cc=party,
+        context={"decision_ref": _decision_ref(s, step.case.id), "appellant": appellant,
+                 "decided_by_name": authority.name,
                  "decision_date": cn_date(parse_time(d["decision"]["decided_at"])), "original_forms": original,
                  "filed_date": cn_date(parse_time(filed["filed_at"])), "reason": filed["reason"],
                  "upheld": req.upheld, "new_forms": new, "opinion": req.opinion},
     )
+
+
+def _decision_ref(s: Session, case_id: str) -> str:
+    """《title》（文号） of the case's 问责决定."""
+    from models.notice import Notice
+
+    row = s.exec(select(Notice.title, Notice.doc_number).where(
+        Notice.case_id == case_id, Notice.kind == "accountability_decision").order_by(Notice.issued_at)).first()
+    if row is None:
+        return "问责决定"
+    return f"《{row[0]}》" + (f"（{row[1]}）" if row[1] else "")
 
 
 # ---------------------------------------------------------------- the sweep

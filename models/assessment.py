@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+import re
 from datetime import datetime
 from typing import Callable
 
@@ -24,7 +25,7 @@ from sqlmodel import Session, SQLModel, select
 
 from models import policy
 from models.case import Case, Obligation, ObligationStatus, _dt
-from models.clock import beijing, cn_date, iso, local, parse_time
+from models.clock import beijing, cn_date, deadline_text, iso, local, parse_time
 from models.db import JSONDict
 from models.errors import DomainError
 from models.labels import LabeledEnum
@@ -298,7 +299,7 @@ def start(req: StartAssessmentRequest, flow_run_id: str | None = None,
              "calendar_unconfirmed": due.calendar_unconfirmed, "data": due.obligation_data(), "version_id": 1} for u in units])
         step.payload["opened"] = [{"kind": "self_assessment", "units": len(units), "due_at": iso(due.due_at)}]
         if due.calendar_unconfirmed:
-            step.warn(f"自评期限 {beijing(due.due_at)} 所在年度的节假日安排尚未公布，期限按周一至周五计算，可能调整")
+            step.warn(f"自评期限为{deadline_text(due.due_at)}前，所在年度的节假日安排尚未公布，期限按周一至周五计算，可能调整")
         on = local(step.recorded_at).date()
         committee = committee_unit(s, units[0]) or get_unit(s, units[0])
         names = {u.code: u.name for u in s.exec(select(OrgUnit).where(OrgUnit.code.in_(units))).all()}
@@ -306,16 +307,18 @@ def start(req: StartAssessmentRequest, flow_run_id: str | None = None,
         recipients = [p for u in units for p in principals[u]]
         step.notice(
             "assessment_notice", issuer=committee, recipients=recipients,
-            title=f"关于开展{year}年度网络安全工作责任制检查考核的通知", main_to="各社区党委",
-            context={"year": year, "cycle_id": case.id, "units": [names[u] for u in units],
-                     "self_assessment_due": beijing(due.due_at), "calendar_unconfirmed": due.calendar_unconfirmed,
+            title=f"关于开展{year}年度网络安全责任制检查考核的通知", main_to="各社区党委",
+            context={"year": year, "units": [names[u] for u in units],
+                     "self_assessment_due": deadline_text(due.due_at), "calendar_unconfirmed": due.calendar_unconfirmed,
                      "grades": {name: cat["grades"][name] for name in ("优秀", "良好", "合格")},
-                     "criteria": [{"category": it["category"], "item": it["item"], "max_points": it["max_points"],
+                     "criteria": [{"category": cn_text(it["category"]), "item": cn_text(it["item"]),
+                                   "max_points": it["max_points"],
                                    "method_label": "系统自动计分" if it["method"] == "auto" else "人工评分",
-                                   "requirement": it.get("requirement", "")} for it in cat["items"]],
-                     "bonus_items": [{"item": b["item"], "max_points": b["max_points"]} for b in cat.get("bonus") or []],
-                     "veto_items": [v["item"] for v in cat.get("veto") or []],
-                     "contact": _office_contact(s, units[0], on) or committee.name},
+                                   "requirement": cn_text(it.get("requirement", ""))} for it in cat["items"]],
+                     "bonus_items": [{"item": cn_text(b["item"]), "max_points": b["max_points"]}
+                                     for b in cat.get("bonus") or []],
+                     "veto_items": [cn_text(v["item"]) for v in cat.get("veto") or []],
+                     **_office_contact(s, units[0], on, committee.name)},
         )
 
     try:
@@ -350,14 +353,25 @@ def _end_self_assessments(step: Step) -> None:
         step.warn(f"自评期限未到即通报考核结果：{', '.join(sorted(early))} 未提交自评")
 
 
-def _office_contact(s: Session, unit: str, on) -> str:
+def _office_contact(s: Session, unit: str, on, fallback: str) -> dict:
+    """联系人 of the 考核通知: the street 网信办 and its staff (``fallback``, the issuer, when
+    there is no office)."""
     from models.org import office_unit
 
     office = office_unit(s, unit, on)
     if office is None:
-        return ""
-    names = "、".join(get_person(s, p).name for p in holders(s, office.code, "office", on))
-    return f"{office.name} {names}".strip()
+        return {"contact_office": fallback, "contacts": []}
+    return {"contact_office": office.name,
+            "contacts": [get_person(s, p).name for p in holders(s, office.code, "office", on)]}
+
+
+_LOOSE_SPACE = re.compile(r"(?<![A-Za-z0-9.%]) +| +(?![A-Za-z0-9])")
+
+
+def cn_text(text: str) -> str:
+    """Catalogue text as a 公文 prints it: no half-width space next to a Chinese character or
+    punctuation (``至少召开 2 次`` → ``至少召开2次``); a space between two Latin or digit tokens stays."""
+    return _LOOSE_SPACE.sub("", text.strip()) if isinstance(text, str) else text
 
 
 class _Existing(Exception):
@@ -386,9 +400,9 @@ def ladders() -> dict:
 
     return {"self_assessment": [
         LadderStep(1, "reminder", "自评临期提醒", lambda ob, cal: add_working_days(ob.due_at, -1, cal).due_at,
-                   _self_reminder("临期提醒：请按时提交年度网络安全责任制考核自评")),
+                   _self_reminder("请在期限内通过系统提交年度网络安全责任制考核自评")),
         LadderStep(2, "urge", "自评催报", lambda ob, cal: ob.due_at,
-                   _self_reminder("已超过自评期限，请立即提交；逾期未提交的按“未按时自评”计"), marks_missed=True),
+                   _self_reminder("请立即通过系统提交年度网络安全责任制考核自评"), marks_missed=True),
     ]}
 
 
@@ -396,9 +410,13 @@ def _self_reminder(requirement: str):
     def act(step: Step, ob: Obligation, implied) -> None:
         s, on = step.s, local(step.recorded_at).date()
         unit = get_unit(s, ob.unit)
+        late = step.recorded_at >= ob.due_at
         step.remind(ob, issuer=get_unit(s, step.case.unit), recipients=holders(s, ob.unit, "principal", on),
                     unit_name=unit.name, label=OBLIGATION_LABELS[ob.kind], requirement=requirement,
-                    step_no=ob.step + 1 + len(implied), title=f"关于督促{unit.name}提交年度考核自评的通知")
+                    title=f"关于督促{unit.name}提交年度考核自评的通知" if late
+                    else f"关于提醒{unit.name}按时提交年度考核自评的通知",
+                    explain="请在提交自评时说明未按时自评的原因",
+                    warning="逾期未提交自评的，在考核结果中标注为未按时自评")
     return act
 
 
@@ -561,20 +579,17 @@ def publish(req: PublishAssessmentRequest, flow_run_id: str | None = None,
         step.notice(
             "assessment_result", issuer=get_unit(s, case.unit),
             recipients=[p for r in rows for p in principals[r["unit"]]],
-            title=f"关于{year}年度网络安全工作责任制检查考核结果的通报", main_to="各社区党委",
-            context={"year": year, "cycle_id": case.id,
+            title=f"关于{year}年度网络安全责任制检查考核结果的通报", main_to="各社区党委",
+            context={"year": year,
                      "results": [{"rank": r["rank"], "unit_name": r["unit_name"],
                                   "secretary": "" if r["secretary"] == "（空缺）" else r["secretary"],
                                   "score": f"{r['final']:g}", "grade": r["grade"], "deductions": len(r["deductions"]),
                                   "veto": r["veto"], "self_assessment": r["self_assessment"]} for r in ranked],
                      "grade_counts": [[g, n] for g, n in case.data["summary"].items()],
                      "excellent": [r["unit_name"] for r in ranked if r["grade"] == "优秀"],
-                     "failed": [{"unit_name": r["unit_name"],
-                                 "reason": "、".join(v["item"] for v in r["vetoes"]) if r["veto"]
-                                 else f"总分 {r['final']:g} 分，低于 {pass_mark:g} 分"} for r in ranked if r["grade"] == "不合格"],
-                     "notes": [f"{label}的单位 {n} 个" for label in ("逾期自评", "未自评")
-                               if (n := sum(1 for r in ranked if r["self_assessment"] == label))]
-                     + _changed_note(ranked, year, cutoff)},
+                     "failed": [{"unit_name": r["unit_name"], "reason": _failed_reason(r, pass_mark)}
+                                for r in ranked if r["grade"] == "不合格"],
+                     "notes": _changed_note(ranked, year, cutoff)},
         )
         step.payload["published"] = {r["unit"]: [r["final"], r["grade"], r["rank"]] for r in rows}
         step.payload["auto_cutoff"] = iso(cutoff)
@@ -582,6 +597,15 @@ def publish(req: PublishAssessmentRequest, flow_run_id: str | None = None,
 
     return transition(MACHINE, "publish", actor=req.actor, case_id=_cycle_id(req.year),
                       effective_at=req.effective_time(), effect=effect, flow_run_id=flow_run_id)
+
+
+def _failed_reason(r: dict, pass_mark: float) -> str:
+    """Why a unit is 不合格, in one sentence: the veto items it touched (whatever its score), or
+    its score under the pass mark."""
+    if r["veto"]:
+        items = "、".join(f"“{cn_text(v['item'])}”" for v in r["vetoes"])
+        return f"考核得分{r['final']:g}分，但触及{items}一票否决项目，考核等次确定为不合格"
+    return f"考核得分{r['final']:g}分，低于合格分数线{pass_mark:g}分"
 
 
 def cutoff_text(year: int, cutoff: datetime | str) -> str:

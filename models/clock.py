@@ -6,7 +6,7 @@ it for drills (应急演练) and tests. Times are stored in UTC and shown in Asi
 from __future__ import annotations
 
 import os
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from models.errors import DomainError
@@ -69,10 +69,29 @@ def iso(dt: datetime | None) -> str | None:
     return local(dt).replace(microsecond=0).isoformat()
 
 
-def beijing(dt: datetime) -> str:
-    """Human form for messages: ``2026年11月28日 09:30（北京时间）``."""
+def cn_time(dt: datetime) -> str:
+    """A time of day in 公文 style: ``10时30分``, ``9时`` (no leading zeros, no half-width space)."""
     d = local(dt)
-    return f"{d.year}年{d.month}月{d.day}日 {d:%H:%M}（北京时间）"
+    return f"{d.hour}时{d.minute}分" if d.minute else f"{d.hour}时"
+
+
+def beijing(dt: datetime) -> str:
+    """Human form of a moment (all times are Beijing time): ``2026年11月28日9时30分``."""
+    d = local(dt)
+    return f"{d.year}年{d.month}月{d.day}日{cn_time(d)}"
+
+
+WEEKDAYS = "一二三四五六日"
+
+
+def deadline_text(due: datetime) -> str:
+    """A deadline as its last day: ``2026年10月9日（星期五）24时`` for a due time of the next
+    day's 00:00, else ``2026年3月10日（星期二）12时``; callers append 前."""
+    d = local(due)
+    if (d.hour, d.minute, d.second) == (0, 0, 0):
+        last = d.date() - timedelta(days=1)
+        return f"{cn_date(last)}（星期{WEEKDAYS[last.weekday()]}）24时"
+    return f"{cn_date(d)}（星期{WEEKDAYS[d.weekday()]}）{cn_time(d)}"
 
 
 def cn_date(d: date | datetime) -> str:
@@ -85,4 +104,15 @@ def cn_date(d: date | datetime) -> str:
 def pinned_note() -> str:
     """Said by every notice and log line while the clock is pinned."""
     value = pinned()
-    return f"【演练时钟：DUTYFLOW_NOW={value}】" if value else ""
+    if not value:
+        return ""
+    try:
+        return f"【演练时钟：{beijing(parse_time(value))}】"
+    except DomainError:
+        return f"【演练时钟：{value}】"
+
+
+def drill_remark() -> str:
+    """The drill part of a notice's 附注 while the clock is pinned (Chinese, one phrase)."""
+    value = pinned()
+    return f"本件为演练文书，系统时钟设定为{beijing(now())}" if value else ""

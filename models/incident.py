@@ -142,10 +142,9 @@ def suggest_level(category: str, figures: dict[str, float]) -> tuple[str, list[s
             if level in t and value >= t[level]:
                 if LEVEL_RANK[level] > LEVEL_RANK[best]:
                     best = level
-                reasons.append(
-                    f"{t['label']} {figure_text(value)}{t.get('unit', '')} ≥ {figure_text(t[level])}{t.get('unit', '')}，"
-                    f"至少为{IncidentLevel[level].value}"
-                )
+                unit = t.get("unit", "")
+                reasons.append(f"{t['label']}{figure_text(value)}{unit}，已达{IncidentLevel[level].value}的"
+                               f"{figure_text(t[level])}{unit}标准")
                 break
     return best, reasons
 
@@ -154,7 +153,7 @@ def suggest_level(category: str, figures: dict[str, float]) -> tuple[str, list[s
 # Plain functions (no Prefect): flows/incident.py wraps them; tests call them directly.
 
 from models.case import Case, ObligationStatus  # noqa: E402
-from models.clock import beijing, iso, local, parse_time  # noqa: E402
+from models.clock import beijing, deadline_text, iso, local, parse_time  # noqa: E402
 from models.errors import DomainError  # noqa: E402
 from models.org import get_person, get_unit, holders, office_unit  # noqa: E402
 from models.requests import optional_time  # noqa: E402
@@ -166,6 +165,16 @@ FIGURE_LABELS = {
     "affected_persons": "涉及人数", "downtime_hours": "中断时长（小时）", "spread_views": "浏览量",
     "spread_shares": "转发量", "direct_loss_yuan": "直接经济损失（元）",
 }
+#: The impact figures as the 事件报告 prints them: label and unit (``有害信息浏览量：2000次``).
+IMPACT_LINES = {
+    "affected_persons": ("涉及人数", "人"), "downtime_hours": ("系统中断时长", "小时"),
+    "spread_views": ("有害信息浏览量", "次"), "spread_shares": ("有害信息转发量", "次"),
+    "direct_loss_yuan": ("直接经济损失", "元"),
+}
+#: 报告路径 of an incident with an external report, by reporter path: who the unit is (if it
+#: matters), and whom it reports to (REPORT_TO).
+REPORTER_AS = {"cii_operator": "本单位为关键信息基础设施运营者，", "central_organ": "本单位为中央和国家机关所属单位，",
+               "other": ""}
 
 
 def unit_leaders(s, unit: str, on) -> list[str]:
@@ -184,16 +193,40 @@ def office_recipients(s, unit: str, on) -> tuple[object, list[str]]:
     return office, holders(s, office.code, "principal", on) or holders(s, office.code, "office", on)
 
 
+def _obligation_state(o, at: datetime) -> str:
+    """Where an obligation stands at ``at`` (the notice's time), in words true at that time."""
+    from tasks.deadlines import overdue_by
+
+    if o.status == ObligationStatus.waived:
+        return "免除"
+    if o.met_at is not None:
+        return "按时完成" if o.met_at <= o.due_at else f"逾期{overdue_by(o.due_at, o.met_at)}完成"
+    if at > o.due_at:
+        return f"已逾期{overdue_by(o.due_at, at)}，尚未完成"
+    return "尚未到期"
+
+
 def _deadline_rows(step: Step) -> list[list[str]]:
+    """[label, deadline (its last day or hour, with 前), state at the step's time] per obligation."""
     return [
-        [OBLIGATION_LABELS.get(o.kind, o.kind), beijing(o.due_at), STATUS_LABELS.get(o.status, o.status)]
+        [OBLIGATION_LABELS.get(o.kind, o.kind), f"{deadline_text(o.due_at)}前", _obligation_state(o, step.effective_at)]
         for o in step.obligations()
     ]
 
 
+def _reporting_path(level: str, path: str, external) -> str:
+    """报告路径 in one phrase: where and by when a 较大+ incident is reported outside the
+    street; a level without an external report is reported internally only."""
+    if external is None:
+        return f"{IncidentLevel[level].value.split('（')[0]}事件按规定在本单位和街道网信办内部报告"
+    hours = policy.get("incident", "external_report_hours")[path]
+    return (f"{REPORTER_AS[path]}按规定应于发现后{hours:g}小时内，即{deadline_text(external.due_at)}前，"
+            f"报告{REPORT_TO[path]}")
+
+
 def report(req: ReportIncidentRequest, flow_run_id: str | None = None) -> Result:
     """报告事件: create the case, open its obligations, issue the 事件报告."""
-    from tasks.deadlines import add_hours
+    from tasks.deadlines import add_hours, overdue_by
 
     discovered = req.discovered_at
     if discovered.tzinfo is None:
@@ -224,20 +257,21 @@ def report(req: ReportIncidentRequest, flow_run_id: str | None = None) -> Result
         }
         if LEVEL_RANK[suggested] > LEVEL_RANK[level]:
             step.warn(f"级别提示：所报级别为{IncidentLevel[level].value}，按分级指南建议至少为"
-                      f"{IncidentLevel[suggested].value}（{'；'.join(reasons)}）")
+                      f"{IncidentLevel[suggested].value}：{'；'.join(reasons)}")
         pol = policy.get("incident")
         internal = step.open("internal_report", add_hours(discovered, pol["internal_report_hours"]),
                              role="cyber_officer", next_action_at=None)
         step.meet(internal, eff)
         if internal.status == ObligationStatus.missed:
-            step.warn(f"迟报：内部报告时限为 {beijing(internal.due_at)}，实际报告于 {beijing(eff)}，"
-                      f"迟报 {internal.data['late_minutes']} 分钟")
+            step.warn(f"迟报：内部报告时限为{deadline_text(internal.due_at)}前，实际报告于{beijing(eff)}，"
+                      f"迟报{overdue_by(internal.due_at, eff)}")
+        external = None
         if level in pol["external_report_levels"]:
             external = step.open("external_report", add_hours(discovered, pol["external_report_hours"][path]),
                                  role="cyber_officer", data={"report_to": REPORT_TO[path]})
             if eff > external.due_at:  # SPEC 3.3 c4: first reported after the external deadline = 瞒报
                 case.data = {**case.data, "concealed": True, "concealed_by": "late_report"}
-                step.warn(f"瞒报：事件于对外报告时限 {beijing(external.due_at)} 之后才报告（{beijing(eff)}）")
+                step.warn(f"瞒报：事件首次报告于{beijing(eff)}，已超过对外报告时限（{deadline_text(external.due_at)}前）")
         step.open("handling", add_hours(discovered, pol["handling_hours"][level]), role="cyber_lead")
         on = local(eff).date()
         office, office_people = office_recipients(s, case.unit, on)
@@ -251,13 +285,13 @@ def report(req: ReportIncidentRequest, flow_run_id: str | None = None) -> Result
             urgency=URGENCY[level],
             signer=get_person(s, signer[0]).name if signer else unit.name,
             context={
-                "case_id": case.id, "unit_name": unit.name, "category_label": req.category.value,
+                "unit_name": unit.name, "category_label": req.category.value,
                 "level_label": req.level.value, "title": req.title, "description": req.description,
                 "discovered_at": beijing(discovered), "occurred_at": beijing(occurred) if occurred else "",
-                "reporter_path_label": req.reporter_path.value, "report_to": REPORT_TO[path],
-                "impact": [[FIGURE_LABELS[f], figure_text(v)] for f, v in figures.items() if v],
+                "reporting_path": _reporting_path(level, path, external), "measures": req.measures,
+                "impact": [[IMPACT_LINES[f][0], f"{figure_text(v)}{IMPACT_LINES[f][1]}"] for f, v in figures.items() if v],
                 "warnings": list(case.warnings), "deadlines": _deadline_rows(step),
-                "contact": "、".join(get_person(s, p).name for p in holders(s, case.unit, "cyber_officer", on)) or "（空缺）",
+                "contacts": [get_person(s, p).name for p in holders(s, case.unit, "cyber_officer", on)],
             },
         )
         evaluate_accountability(step)
@@ -270,7 +304,7 @@ def report(req: ReportIncidentRequest, flow_run_id: str | None = None) -> Result
 def update(req: UpdateIncidentRequest, flow_run_id: str | None = None) -> Result:
     """续报: record facts; an external report time meets `external_report`; resolution opens
     the 30-day `summary_report`."""
-    from tasks.deadlines import add_days, calendar
+    from tasks.deadlines import add_days, calendar, overdue_by
 
     external_at = optional_time(req.external_reported_at, "external_reported_at")
     state = _state_of(req.case_id)
@@ -291,7 +325,8 @@ def update(req: UpdateIncidentRequest, flow_run_id: str | None = None) -> Result
             if ob.met_at is None:
                 step.meet(ob, external_at)
                 if ob.status == ObligationStatus.missed:
-                    step.warn(f"对外报告迟报：时限 {beijing(ob.due_at)}，实际 {beijing(external_at)}")
+                    step.warn(f"对外报告迟报：时限为{deadline_text(ob.due_at)}前，实际报告于{beijing(external_at)}，"
+                              f"迟报{overdue_by(ob.due_at, external_at)}")
         notes = list(case.data.get("updates", []))
         notes.append({"note": req.note, "at": iso(step.effective_at), "by": step.actor})
         case.data = {**case.data, "updates": notes}
@@ -326,13 +361,13 @@ def submit_summary(req: SubmitIncidentSummaryRequest, flow_run_id: str | None = 
         step.meet(step.obligation("summary_report"))
         external = step.obligation("external_report")
         if external is not None and external.met_at is None:  # still owed after closing: stays on the ledger
-            step.warn(f"对外报告尚未录入（时限 {beijing(external.due_at)}）：事件办结后仍须报告并录入报告时间")
+            step.warn(f"对外报告尚未录入报告时间（时限为{deadline_text(external.due_at)}前）：事件办结后仍须报告并录入报告时间")
         step.notice(
             "incident_summary", issuer=unit, recipients=office_people + unit_leaders(s, case.unit, on),
             title=f"关于{unit.name}“{case.title}”事件处置情况的总结报告",
             main_to=office.name if office else "街道网信办",
             signer=get_person(s, signer[0]).name if signer else unit.name,
-            context={"case_id": case.id, "unit_name": unit.name, "title": case.title,
+            context={"unit_name": unit.name, "title": case.title,
                      "category_label": IncidentCategory[d["category"]].value,
                      "level_label": IncidentLevel[d["level"]].value,
                      "discovered_at": beijing(parse_time(d["discovered_at"])),
@@ -368,8 +403,13 @@ def _remind(step: Step, ob, implied) -> None:
         "handling": "立即组织处置，处置完毕后录入系统",
         "summary_report": "立即报送事件处置总结报告",
     }.get(ob.kind, "立即办理")
+    reporting = ob.kind in ("internal_report", "external_report", "summary_report")
     step.remind(ob, issuer=office, recipients=unit_leaders(s, case.unit, on), unit_name=unit.name, label=label,
-                requirement=requirement)
+                requirement=requirement,
+                explain="请在办结的同时书面说明未按时完成的原因" + (
+                    "。确因情况尚未核实的，可先报告已掌握的情况，其余情况及时续报" if reporting else ""),
+                warning="迟报、漏报、谎报、瞒报造成严重后果的，将依规依纪依法追究有关单位和人员的责任" if reporting
+                else "未及时组织处置造成严重后果的，将依规依纪依法追究有关单位和人员的责任")
 
 
 def _remind_and_evaluate(step: Step, ob, implied) -> None:

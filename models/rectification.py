@@ -11,13 +11,14 @@ from pydantic import Field
 
 from models import policy
 from models.case import Case, Obligation, ObligationStatus, add_refs, cases_with_ref, rectification_refs
-from models.clock import TZ, beijing, cn_date, iso, local, parse_time
+from models.clock import TZ, beijing, cn_date, deadline_text, iso, local, parse_time
 from models.errors import DomainError
 from models.incident import unit_leaders
 from models.labels import LabeledEnum
 from models.org import ancestors, get_person, get_unit, holders, office_unit, posts_of
 from models.requests import Request, RequestTime, optional_time
 from models.statemachine import Machine, Result, Rule, Step, transition
+from tasks.notices import document_reference
 
 
 class RiskLevel(LabeledEnum):
@@ -175,8 +176,8 @@ def _ladder_context(step: Step, ob: Obligation, implied) -> dict:
     from tasks.deadlines import overdue_by
 
     unit = get_unit(step.s, step.case.unit)
-    return {"case_id": step.case.id, "unit_name": unit.name, "problem": step.case.data["problem"],
-            "due_at": beijing(ob.due_at), "overdue_by": overdue_by(ob.due_at, step.recorded_at),
+    return {"unit_name": unit.name, "problem": step.case.data["problem"], "notice_ref": document_reference(step.s, step.case.id),
+            "due_at": deadline_text(ob.due_at), "overdue_by": overdue_by(ob.due_at, step.recorded_at),
             "implied": [ls.label for ls in implied]}
 
 
@@ -188,19 +189,30 @@ def _reminder(stage: str, roles: tuple[str, ...]):
         "verify": "请及时对整改报告进行复核验收",
     }
 
+    from tasks.deadlines import overdue_by
+
     def act(step: Step, ob: Obligation, implied) -> None:
         s, on = step.s, local(step.recorded_at).date()
         issuer = _issuer(step)
-        who_unit = issuer.code if stage == "verify" else step.case.unit
-        recipients = [p for r in roles for p in holders(s, who_unit, r, on)]
+        unit_name = get_unit(s, step.case.unit).name
+        if stage == "verify":  # the issuer's own action: a 督办提醒 to its verifiers, not a 通知 to itself
+            verifiers = [p for r in roles for p in holders(s, issuer.code, r, on)]
+            step.remind(ob, issuer=issuer, recipients=list(dict.fromkeys(verifiers)), unit_name=issuer.name,
+                        label=OBLIGATION_LABELS[ob.kind], internal=True, requirement=requirements[stage],
+                        subject=f"{unit_name}整改报告")
+            return
+        recipients = [p for r in roles for p in holders(s, step.case.unit, r, on)]
         ctx = _ladder_context(step, ob, implied)
         if stage == "reminder":
             ctx["overdue_by"] = ""
-        unit_name = ctx["unit_name"]
+            ctx["remaining"] = overdue_by(step.recorded_at, ob.due_at)
+        else:
+            ctx["remaining"] = ""
         step.notice(
             "rectification_reminder", issuer=issuer, recipients=list(dict.fromkeys(recipients)),
-            title=f"关于督促{unit_name}{OBLIGATION_LABELS[ob.kind]}的通知",
-            main_to=issuer.name if stage == "verify" else unit_name,
+            title=(f"关于提醒{unit_name}按时{OBLIGATION_LABELS[ob.kind]}的通知" if stage == "reminder"
+                   else f"关于督促{unit_name}{OBLIGATION_LABELS[ob.kind]}的通知"),
+            main_to=unit_name,
             context={**ctx, "stage": stage, "obligation_label": OBLIGATION_LABELS[ob.kind],
                      "requirement": requirements[stage], "step": ob.step + 1 + len(implied),
                      "calendar_unconfirmed": ob.calendar_unconfirmed},
@@ -247,9 +259,9 @@ def _proposal(step: Step, ob: Obligation, implied) -> None:
     from models.accountability import propose
 
     data = step.case.data
-    facts = (f"{get_unit(step.s, step.case.unit).name}对{data['source']}通报的问题“{data['problem']}”"
-             f"（{step.case.id}），整改期限为{beijing(ob.due_at)}，逾期{_ladder_context(step, ob, implied)['overdue_by']}"
-             f"仍未完成整改。{_escalation_record(ob)}")
+    facts = (f"{_issuer(step).name}以{document_reference(step.s, step.case.id)}通知{get_unit(step.s, step.case.unit).name}"
+             f"限期整改“{data['problem'].rstrip('。')}”问题（问题来源：{data['source']}），整改期限为{deadline_text(ob.due_at)}，"
+             f"逾期{_ladder_context(step, ob, implied)['overdue_by']}仍未完成整改。{_escalation_record(ob)}")
     acc = propose(step.s, source=step.case, circumstance="c4_concealment_or_unrectified",
                   facts=facts, facts_date=local(ob.due_at - timedelta(seconds=1)).date())  # the due day
     if acc is not None:
@@ -308,7 +320,7 @@ def notify(req: NotifyRiskRequest, flow_run_id: str | None = None) -> Result:
             last = max(earlier, key=lambda c: c.created_at)
             recur_text = (f"该问题（编码 {req.problem_code}）{_pol('recurrence_months', default=12)}个月内"
                           f"在本单位第{len(earlier) + 1}次出现"
-                          f"（上次：{last.id}，{beijing(last.created_at)}），属重复发生问题。")
+                          f"（上次：{document_reference(s, last.id)}，{cn_date(last.created_at)}），属重复发生问题。")
             step.warn(f"重复发生：{recur_text}")
         ack = add_working_days(eff, _pol("acknowledge_working_days"), cal)
         step.open("acknowledge", ack, role="cyber_officer")
@@ -324,10 +336,10 @@ def notify(req: NotifyRiskRequest, flow_run_id: str | None = None) -> Result:
             "rectification_notice", issuer=issuer, cc=[supervisor.name] if overseers else [],
             recipients=list(dict.fromkeys(unit_leaders(s, case.unit, on) + overseers)),
             title=f"关于{unit.name}限期整改网络安全问题的通知", main_to=unit.name,
-            context={"case_id": case.id, "unit_name": unit.name, "source": req.source,
+            context={"unit_name": unit.name, "source": req.source,
                      "risk_level_label": req.risk_level.value.split("（")[0], "problem": req.problem,
                      "problem_code": req.problem_code, "requirement": req.requirement,
-                     "acknowledge_due": beijing(ack.due_at), "due_at": beijing(rectify.due_at),
+                     "acknowledge_due": deadline_text(ack.due_at), "due_at": deadline_text(rectify.due_at),
                      "calendar_unconfirmed": rectify.calendar_unconfirmed, "recurrence": recur_text,
                      "issuer_name": issuer.name,
                      "contact": "、".join(get_person(s, p).name for p in holders(s, issuer.code, "office", on)) or issuer.name},
@@ -387,8 +399,11 @@ def verify(req: VerifyRectificationRequest, flow_run_id: str | None = None) -> R
                 deadline = fixed_deadline(new_due, cal)
             else:
                 deadline = rectify_deadline(step.effective_at, data["risk_level"], cal)
+            old = step.obligations("rectify")[-1].due_at if step.obligations("rectify") else None
             ob = step.open("rectify", deadline, role="cyber_officer")
             ob.next_action_at = first_action_at(ladders()["rectify"], ob, cal)
+            _deadline_moved(step, f"{cn_date(step.effective_at)}复核验收未通过（{req.opinion.rstrip('。')}），需重新整改，",
+                            old, ob.due_at, "请按验收意见重新整改，在调整后的期限内报送整改报告")
 
     action = "verify_pass" if req.passed else "verify_fail"
     return transition(MACHINE, action, actor=req.actor, case_id=req.case_id,
@@ -401,6 +416,16 @@ def _open_rectify(step: Step) -> Obligation:
     if ob is None:
         raise DomainError(f"整改 {step.case.id} 没有未完成的整改义务", "case_id")
     return ob
+
+
+def _deadline_moved(step: Step, reason: str, old, new, request: str) -> None:
+    """期限调整通知 of the rectify deadline, to everyone the 整改通知 went to."""
+    from tasks.notices import adjustment_notice
+
+    unit = get_unit(step.s, step.case.unit).name
+    adjustment_notice(step, reason=reason, request=request, items=[{
+        "label": OBLIGATION_LABELS["rectify"], "units": [unit],
+        "old_due": deadline_text(old) if old else "—", "new_due": deadline_text(new)}])
 
 
 def request_extension(req: RequestExtensionRequest, flow_run_id: str | None = None) -> Result:
@@ -459,6 +484,9 @@ def decide_extension(req: DecideExtensionRequest, flow_run_id: str | None = None
             ob.next_action_at = first_action_at(ladders()["rectify"], ob, cal)
             ob.data = {**ob.data, "extended_from": ext["old_due_at"]}
             step.payload["rectify_due_at"] = ext["new_due_at"]
+            _deadline_moved(step, f"经审批，同意{get_unit(step.s, step.case.unit).name}{cn_date(parse_time(ext['requested_at']))}"
+                                  f"提出的延期申请（理由：{ext['reason'].rstrip('。')}），",
+                            parse_time(ext["old_due_at"]), ob.due_at, "请在调整后的期限内完成整改并报送整改报告")
 
     return transition(MACHINE, "decide_extension", actor=req.actor, case_id=req.case_id,
                       effective_at=req.effective_time(), effect=effect, flow_run_id=flow_run_id,

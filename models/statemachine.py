@@ -150,18 +150,38 @@ class Step:
         return n
 
     def remind(self, ob: Obligation, *, issuer, recipients: list[str], unit_name: str, label: str,
-               requirement: str, step_no: int = 1, title: str = ""):
-        """催报通知 (``report_reminder``) of one obligation, addressed to ``unit_name``: its due
-        time, how far overdue, what to do, and whether the calendar of that year is confirmed."""
-        from models.clock import beijing
+               requirement: str, title: str = "", explain: str = "", warning: str = "",
+               internal: bool = False, subject: str = ""):
+        """A reminder of one obligation, true at its time: before the due time it says the
+        time limit has not yet passed, after it how far overdue; ``count`` is the reminders on
+        this obligation actually sent (steps skipped while the sweep was down are not counted).
+
+        - a 催报通知 (``report_reminder``) addressed to ``unit_name``, the unit that owes it,
+          with ``explain`` (what to explain when late) and ``warning`` (the consequence the
+          rules attach to this obligation: 迟报 … only for reporting obligations);
+        - ``internal``: a 督办提醒 (``internal_reminder``, unnumbered, not a 公文) to the
+          ``recipients`` of the body that owes an action of its own (``issuer``), about
+          ``subject``."""
+        from models.clock import deadline_text
+        from models.org import get_person
         from tasks.deadlines import overdue_by
 
+        count = 1 + sum(1 for e in ob.data.get("ladder", []) if not e.get("implied"))
+        late = overdue_by(ob.due_at, self.recorded_at)
+        context = {"obligation_label": label, "due_at": deadline_text(ob.due_at), "overdue_by": late,
+                   "requirement": requirement, "count": count}
+        if internal:
+            names = "、".join(f"{get_person(self.s, p).name}同志" for p in recipients) or issuer.name
+            return self.notice("internal_reminder", issuer=issuer, recipients=recipients, numbered=False,
+                               title=title or f"关于{subject}{label}的督办提醒", main_to=names,
+                               context={**context, "subject": subject})
+        remaining = "" if late else overdue_by(self.recorded_at, ob.due_at)
         return self.notice(
             "report_reminder", issuer=issuer, recipients=recipients,
-            title=title or f"关于督促{unit_name}{label}的通知", main_to=unit_name,
-            context={"case_id": self.case.id, "unit_name": unit_name, "obligation_label": label,
-                     "due_at": beijing(ob.due_at), "overdue_by": overdue_by(ob.due_at, self.recorded_at),
-                     "requirement": requirement, "step": step_no, "calendar_unconfirmed": ob.calendar_unconfirmed},
+            title=title or (f"关于督促{unit_name}{label}的通知" if late else f"关于提醒{unit_name}按时{label}的通知"),
+            main_to=unit_name,
+            context={**context, "unit_name": unit_name, "remaining": remaining, "explain": explain,
+                     "warning": warning, "calendar_unconfirmed": ob.calendar_unconfirmed},
         )
 
 

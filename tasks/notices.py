@@ -31,7 +31,7 @@ from sqlmodel import Session
 
 from models import batch
 from models.case import Case, next_number
-from models.clock import cn_date, local, now, pinned_note
+from models.clock import cn_date, drill_remark, local, now
 from models.errors import DomainError
 from models.notice import Notice
 from models.org import OrgUnit
@@ -59,6 +59,8 @@ KIND_INFO: dict[str, tuple[str, str, bool]] = {
     "assessment_result": ("考核结果通报", "通报", False),
     "deadline_adjustment": ("期限调整通知", "通知", False),
     "appeal_decision": ("申诉处理决定", "决定", False),
+    # not a 公文: an unnumbered reminder to the body that owes an action of its own
+    "internal_reminder": ("督办提醒", "提醒", False),
 }
 
 #: 紧急程度 allowed on a notice ('' = not urgent).
@@ -197,12 +199,13 @@ LAYOUT_FIELDS: dict[str, str] = {
     "issuer_mark": "发文机关标志",
     "doc_number": "发文字号",
     "signer": "签发人",
+    "rule": "本街道网络安全责任制文件（引用）",
     "title": "标题",
     "main_to": "主送机关",
     "attachments": "附件说明",
     "signatory": "发文机关署名",
     "date": "成文日期",
-    "drill_note": "附注（演练时钟）",
+    "note": "附注",
     "cc": "抄送机关",
     "printed_by": "印发机关",
     "printed_date": "印发日期",
@@ -233,14 +236,43 @@ class Letterhead:
     signer: str = ""  # 签发人 (upward documents only)
     cc: list[str] = field(default_factory=list)  # 抄送机关
     attachments: list[str] = field(default_factory=list)  # 附件说明
-    drill_note: str = ""  # pinned_note() while the clock is pinned
+    rule: str = ""  # the committee's rule as cited: 《东湖街道网络安全责任制实施办法》 (policy)
+    note: str = ""  # 附注: one parenthesised line (事项编号, the drill clock), '' when none
 
     def as_dict(self) -> dict[str, Any]:  # flat fields: cheaper than dataclasses.asdict
         return {f.name: (list(v) if isinstance(v := getattr(self, f.name), list) else v) for f in fields(self)}
 
 
+def committee_rule() -> str:
+    """The committee's own rule (SOURCE.md) as notices cite it, from the policy file
+    (``committee_rule.title``), e.g. 《东湖街道网络安全责任制实施办法》."""
+    from models import policy
+
+    title = str(policy.get("committee_rule", "title", default="") or "").strip()
+    if not title:
+        raise DomainError("策略文件未配置本街道网络安全责任制文件名称（committee_rule.title）", "committee_rule")
+    return title if title.startswith("《") else f"《{title}》"
+
+
+def secrecy_period_default() -> str:
+    """保密期限 printed after 秘密★ on the notices of a classified case (policy
+    ``notices.secrecy_period``; 保密法实施条例: 秘密级 at most 10 years unless set)."""
+    from models import policy
+
+    return str(policy.get("notices", "secrecy_period", default="10年") or "").strip()
+
+
+def remark_line(remarks: Iterable[str]) -> str:
+    """附注 (GB/T 9704): the remarks joined into one parenthesised line, '' when none."""
+    parts = [r.strip().strip("（）。") for r in remarks if r and r.strip()]
+    return f"（{'；'.join(parts)}）" if parts else ""
+
+
 def issuer_mark(issuer_name: str, doc_type: str) -> str:
-    """发文机关标志: name + 文件 for the 文件格式; a 函 (信函格式) shows the name alone."""
+    """发文机关标志: name + 文件 for the 文件格式; a 函 (信函格式) shows the name alone, an
+    internal 提醒 (no 公文) says what it is."""
+    if doc_type == "提醒":
+        return f"{issuer_name}督办提醒"
     return issuer_name if doc_type == "函" else f"{issuer_name}文件"
 
 
@@ -259,12 +291,15 @@ def build_letterhead(
     secrecy_period: str = "",
     attachments: Iterable[str] = (),
     printed_by: str = "",
+    remarks: Iterable[str] = (),
+    draft: bool = False,
     at: datetime | None = None,
 ) -> Letterhead:
     """Fill the layout fields from the issuer, the kind's 公文 type and the clock (``now()``).
 
     Refuses (DomainError) an unknown kind, 紧急程度 or 密级, an empty 标题/主送机关, and an
-    upward document (报告, 请示) without 签发人. 签发人 is dropped on other documents.
+    upward document (报告, 请示) without 签发人. 签发人 is dropped on other documents and on a
+    ``draft`` (草稿: not yet signed, so neither 签发人 nor 文号).
     """
     kind_name, doc_type, upward = _kind_info(kind)
     title, main_to = (title or "").strip(), (main_to or "").strip()
@@ -278,7 +313,8 @@ def build_letterhead(
     classification = (classification or "").strip()
     if classification not in CLASSIFICATIONS:
         raise DomainError(f"密级 '{classification}' 无效（允许：秘密、机密、绝密或空）", "classification")
-    signer = (signer or "").strip()
+    signer = "" if draft else (signer or "").strip()
+    upward = upward and not draft
     if upward and not signer:
         raise DomainError(f"{kind_name}是上行文（{doc_type}），须标注签发人", "signer")
     at = at or now()
@@ -304,7 +340,8 @@ def build_letterhead(
         signer=signer if upward else "",
         cc=[c.strip() for c in cc if c and c.strip()],
         attachments=[a.strip() for a in attachments if a and a.strip()],
-        drill_note=pinned_note(),
+        rule=committee_rule(),
+        note=remark_line([*remarks, drill_remark()]),
     )
 
 
@@ -335,6 +372,65 @@ def render(kind: str, context: dict[str, Any]) -> tuple[str, str]:
 def rerender(notice: Notice) -> tuple[str, str]:
     """Render a stored notice again from its stored context (same letterhead and numbers)."""
     return render(notice.kind, notice.context)
+
+
+def document_reference(s: Session, case_id: str) -> str:
+    """How a notice refers to another case: by its first numbered document, 《标题》（文号）,
+    never by the case id (which only the 附注 carries); a case without one by its title."""
+    from sqlmodel import select
+
+    row = s.exec(select(Notice.title, Notice.doc_number).where(
+        Notice.case_id == case_id, Notice.doc_number.is_not(None)).order_by(Notice.issued_at, Notice.id)).first()
+    if row is not None:
+        return f"《{row[0]}》（{row[1]}）"
+    case = s.get(Case, case_id)
+    return f"“{case.title}”" if case is not None else "有关事项"
+
+
+def original_notice(s: Session, case_id: str) -> Notice | None:
+    """The case's first notice (the one that set its deadlines)."""
+    from sqlmodel import select
+
+    return s.exec(select(Notice).where(Notice.case_id == case_id).order_by(Notice.issued_at, Notice.id)).first()
+
+
+def adjustment_notice(step, *, reason: str, items: list[dict], request: str, fallback: dict | None = None):
+    """期限调整通知 of ``step.case``: from the issuer of the case's original 通知 to the same
+    recipients, 主送 and 抄送 (an approved extension, a failed verification, a calendar loaded).
+    ``items``: [{label, units, old_due, new_due}] with deadlines as ``deadline_text``. When the
+    original notice was not a 通知 from above (an 事件报告 goes upward), ``fallback`` gives
+    ``issuer``, ``recipients`` and ``main_to``."""
+    s, case = step.s, step.case
+    first = original_notice(s, case.id)
+    lh = (first.context or {}).get("letterhead", {}) if first is not None else {}
+    if first is not None and lh.get("doc_type") == "通知":
+        issuer = s.get(OrgUnit, first.issuer_unit)
+        recipients, main_to, cc = list(first.recipients), lh["main_to"], list(lh.get("cc", []))
+    elif fallback is not None:
+        issuer, recipients, main_to, cc = fallback["issuer"], fallback["recipients"], fallback["main_to"], []
+    else:
+        raise DomainError(f"{case.id} 没有可据以调整期限的通知", "case_id")
+    reference = document_reference(s, case.id) if first is not None and first.doc_number else f"“{case.title}”"
+    return step.notice(
+        "deadline_adjustment", issuer=issuer, recipients=recipients, cc=cc, main_to=main_to,
+        title=f"关于调整{case.title if not first or not first.doc_number else first.title.removeprefix('关于').removesuffix('的通知')}有关办理期限的通知",
+        context={"reference": reference, "reason": reason, "items": items, "request": request},
+    )
+
+
+def copy_number(notice, person: str) -> str:
+    """份号 of ``person``'s copy: its place among the notice's recipients, 6 digits."""
+    recipients = list(dict.fromkeys(notice.recipients or []))
+    return f"{recipients.index(person) + 1:06d}" if person in recipients else ""
+
+
+def copy_for(notice, person: str) -> tuple[str, str]:
+    """(html, text) of ``person``'s numbered copy (份号 per copy, GB/T 9704)."""
+    number = copy_number(notice, person)
+    lh = (notice.context or {}).get("letterhead")
+    if not number or not isinstance(lh, dict):
+        return notice.html, notice.text
+    return render(notice.kind, {**notice.context, "letterhead": {**lh, "copy_no": number}})
 
 
 def required_variables(kind: str, ext: str = "html") -> set[str]:
@@ -373,6 +469,8 @@ def issue_notice(
     numbered: bool = True,
     attachments: Iterable[str] = (),
     secrecy_period: str = "",
+    remarks: Iterable[str] = (),
+    draft: bool = False,
 ) -> Notice:
     """Issue one notice inside the caller's transaction and queue its notifications.
 
@@ -380,8 +478,11 @@ def issue_notice(
       without one issues unnumbered documents): ``next_number(s, "doc:<prefix>", year)``,
       year of ``now()`` in Asia/Shanghai — gapless per prefix and year; a rollback of the
       caller's transaction gives the number back;
-    - notice id ``NTC-<year>-<6 digits>`` from the ``notice`` sequence; 份号 = its 6 digits;
-    - a classified case (``case.classified``) gives ``notice.classified`` and 密级 秘密;
+    - notice id ``NTC-<year>-<6 digits>`` from the ``notice`` sequence; the stored notice is
+      the file copy, without 份号: each recipient's copy is numbered (:func:`copy_for`);
+    - the case id goes into the 附注, never into the title or body;
+    - a classified case (``case.classified``) gives ``notice.classified``, 密级 秘密 and its
+      保密期限 (policy);
     - both outputs rendered; the context (with ``letterhead``) stored as JSON;
     - ``tasks.notify.queue_notifications(s, notice)`` after a flush.
 
@@ -394,15 +495,16 @@ def issue_notice(
     # Validate everything before taking numbers.
     lh = build_letterhead(
         issuer, kind, title=title, main_to=main_to, urgency=urgency, signer=signer, cc=cc,
-        classification=CLASSIFIED_LEVEL if classified else "", secrecy_period=secrecy_period,
-        attachments=attachments, at=at,
+        classification=CLASSIFIED_LEVEL if classified else "",
+        secrecy_period=(secrecy_period or secrecy_period_default()) if classified else "",
+        attachments=attachments, remarks=[f"事项编号：{case.id}", *remarks], draft=draft, at=at,
     )
     doc_number = ""
-    if numbered and (issuer.doc_prefix or "").strip():
+    if numbered and not draft and (issuer.doc_prefix or "").strip():
         prefix = issuer.doc_prefix.strip()
         doc_number = format_doc_number(prefix, year, next_number(s, doc_counter_name(prefix), year))
     n = next_number(s, "notice", year)
-    lh = replace(lh, doc_number=doc_number, copy_no=f"{n:06d}")
+    lh = replace(lh, doc_number=doc_number)  # 份号 is per copy: see copy_for()
     ctx = _json_context({**_plain(context), "letterhead": lh.as_dict()})
     html, text = render(kind, ctx)
     row = dict(

@@ -50,6 +50,7 @@ from models.clock import now, pinned_note
 from models.db import home, session
 from models.errors import DomainError
 from models.notice import Notice, Notification, NotificationStatus
+from tasks.notices import copy_for
 from models.org import Person, prefetch_persons
 
 LOG = logging.getLogger("dutyflow.notify")
@@ -429,7 +430,8 @@ class _Message:
     classified: bool
 
 
-def _message(notice: Notice) -> _Message:
+def _message(notice: Notice, person: str) -> _Message:
+    """``person``'s copy of ``notice`` (its own 份号); a classified notice only alerts."""
     note = pinned_note()
     if notice.classified:
         body = f"{note}\n{CLASSIFIED_BODY}" if note else CLASSIFIED_BODY
@@ -437,12 +439,13 @@ def _message(notice: Notice) -> _Message:
     title = notice.title
     if notice.doc_number and notice.doc_number not in title:
         title = f"{title}（{notice.doc_number}）"
-    text = notice.text or notice.title
-    html = notice.html or None
-    if note:  # a notice issued under the drill clock already says so
-        if "【演练时钟" not in text:
+    html, text = copy_for(notice, person)
+    text = text or notice.title
+    html = html or None
+    if note:  # a notice issued under the drill clock already says so in its 附注
+        if "演练" not in text:
             text = f"{note}\n{text}"
-        if html and "【演练时钟" not in html:
+        if html and "演练" not in html:
             html = f"<p>{_html.escape(note)}</p>\n{html}"
     return _Message(title, text, html, False)
 
@@ -628,7 +631,7 @@ def deliver(ids: list[int] | None = None, *, limit: int = 500) -> dict:
 
     asset = _asset()
     cache: dict = {}
-    messages: dict[str, _Message] = {}
+    messages: dict[tuple[str, str], _Message] = {}
     for start in range(0, len(rows), CLAIM_CHUNK):
         chunk = rows[start:start + CLAIM_CHUNK]
         won = _claim(chunk)
@@ -636,7 +639,8 @@ def deliver(ids: list[int] | None = None, *, limit: int = 500) -> dict:
         outcomes = []
         for row in (r for r in chunk if r.id in won):
             notice = notices[row.notice_id]
-            msg = messages.get(notice.id) or messages.setdefault(notice.id, _message(notice))
+            key = (notice.id, row.person)  # one copy per recipient, sent over each of their channels
+            msg = messages.get(key) or messages.setdefault(key, _message(notice, row.person))
             ok, error = _send(row.channel, msg, asset, cache)
             outcomes.append((row, ok, error))
             where = f"通知 {row.notice_id} → {row.person} 渠道 {mask(row.channel)}"

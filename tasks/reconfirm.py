@@ -19,12 +19,13 @@ from collections import defaultdict
 from sqlmodel import select
 
 from models.case import Case, Obligation, ObligationStatus
-from models.clock import beijing, iso, local
+from models.clock import deadline_text, iso, local
 from models.db import session
 from models.notice import Notice
 from models.org import OrgUnit, get_unit, holders_many
 from models.processes import machines, obligation_label
 from models.statemachine import Skip, Step, transition
+from tasks.notices import adjustment_notice
 
 _FLAGGED = (Obligation.calendar_unconfirmed.is_(True), Obligation.met_at.is_(None),
             Obligation.status == ObligationStatus.open)
@@ -62,15 +63,13 @@ def _notify_moved(step: Step, moved: list, year: int, calendar_source: str) -> N
         recipients += [p for u in sorted(role_units) for p in people[u]]
     items: dict[tuple, list[str]] = defaultdict(list)
     for ob, old, new in moved:
-        items[(obligation_label(ob.kind), beijing(old), beijing(new.due_at))].append(names[ob.unit])
-    step.notice(
-        "deadline_adjustment", issuer=_issuer(s, case), recipients=list(dict.fromkeys(recipients)),
-        title=f"关于调整{case.id}有关办理期限的通知",
-        main_to=names[units[0]] if len(units) == 1 else "各有关单位",
-        context={"case_id": case.id, "case_title": case.title or case.id, "year": year,
-                 "calendar_source": calendar_source,
-                 "items": [{"label": label, "units": us, "old_due": old, "new_due": new}
-                           for (label, old, new), us in items.items()]},
+        items[(obligation_label(ob.kind), deadline_text(old), deadline_text(new.due_at))].append(names[ob.unit])
+    adjustment_notice(
+        step, reason=f"根据{calendar_source}公布的{year}年节假日安排，此前按周一至周五暂定的",
+        items=[{"label": label, "units": us, "old_due": old, "new_due": new} for (label, old, new), us in items.items()],
+        request="请按调整后的期限办理。已在原定期限内办结的，不受影响；督办提醒按调整后的期限重新安排",
+        fallback={"issuer": _issuer(s, case), "recipients": list(dict.fromkeys(recipients)),
+                  "main_to": names[units[0]] if len(units) == 1 else "各有关单位"},
     )
 
 
@@ -108,8 +107,8 @@ def _reconfirm_case(year: int, calendar_source: str, outcome: dict):
             for (k, o, d, u), n in summary.items()]
         for (kind, old, new, _), n in summary.items():
             if old != new:
-                step.warn(f"{year}年节假日安排载入后，{obligation_label(kind)}期限由 {beijing(old)} "
-                          f"调整为 {beijing(new)}" + (f"（{n}个单位）" if n > 1 else ""))
+                step.warn(f"{year}年节假日安排载入后，{obligation_label(kind)}期限由{deadline_text(old)}"
+                          f"调整为{deadline_text(new)}" + (f"（{n}个单位）" if n > 1 else ""))
         if moved:
             _notify_moved(step, moved, year, calendar_source)
         outcome.update(confirmed=sum(not new.calendar_unconfirmed for _, _, new in changes), moved=len(moved),

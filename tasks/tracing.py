@@ -53,6 +53,7 @@ from models.clock import TZ, cn_date, now
 from models.notice import Notice
 from models.org import OrgUnit, Person, ancestors, get_unit, holders, posts_of, role_unit
 from models.processes import obligation_label
+from tasks.notices import document_reference
 
 ROLE_LABELS = {
     "involved": "当事人",
@@ -174,20 +175,20 @@ def supervision_was_weak(s: Session, unit: OrgUnit, on: date, source: Case | Non
     if issued:
         return ""
     staff_on: dict[date, set[str]] = {}
-    knew: list[tuple[datetime, str]] = []
-    for case_id, recipients, issued_at in s.exec(
-            select(Notice.case_id, Notice.recipients, Notice.issued_at)
+    knew: list[tuple[datetime, str, str]] = []
+    for case_id, recipients, issued_at, title, number in s.exec(
+            select(Notice.case_id, Notice.recipients, Notice.issued_at, Notice.title, Notice.doc_number)
             .where(Notice.case_id.in_([c.id for c in cases]), Notice.issued_at < _day_start(on))
             .order_by(Notice.issued_at)).all():
         day = issued_at.astimezone(TZ).date()
         if day not in staff_on:
             staff_on[day] = {p for role in STAFF_ROLES for p in holders(s, head.code, role, day)}
-        if staff_on[day] & set(recipients or []):
-            knew.append((issued_at, case_id))
+        if staff_on[day] & set(recipients or []) and case_id not in {c for _, c, _ in knew}:  # its first notice
+            knew.append((issued_at, case_id, f"《{title}》" + (f"（{number}）" if number else "")))
     if not knew:
         return ""
-    ids = "、".join(dict.fromkeys(cid for _, cid in knew))
-    return f"{head.name}已于{cn_date(knew[0][0])}获知同一风险（{ids}），但事实发生前未就此下发整改通知"
+    docs = "、".join(doc for _, _, doc in knew)
+    return f"{head.name}已于{cn_date(knew[0][0])}收到{docs}，获知同一风险，但事实发生前未就此下发整改通知"
 
 
 def _overseer_links(s: Session, u: OrgUnit, facts_date: date, weak: bool, source: Case | None) -> list[dict]:
@@ -230,7 +231,7 @@ def parent_missed(s: Session, cases: list[Case], parent: str) -> list[str]:
     out = []
     for ob in rows:
         where = get_unit(s, ob.unit).name
-        out.append(f"{ob.case_id} {obligation_label(ob.kind)}（{where}）")
+        out.append(f"{document_reference(s, ob.case_id)}所定{obligation_label(ob.kind)}（{where}）")
     return list(dict.fromkeys(out))
 
 

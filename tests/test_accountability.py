@@ -146,10 +146,11 @@ def test_late_reported_defacement_traces_the_holders_on_the_incident_date(org, c
 
 
 def test_accepting_a_proposal_with_edits_revises_the_proposal_and_the_edits_stand(org):
-    """The investigation changes what was proposed (a person removed with a reason, a
-    collective decision): the 问责建议书 is issued again, revised; a removed participant is not
-    put back by the collective decision; the edits are in the audit event. Accepting without
-    changes issues nothing new."""
+    """An automatic proposal is a draft for the 网信办 (no 文号, no 签发人, not sent to the
+    党工委); accepting it issues the 问责建议书 itself, numbered and signed, to the 党工委 and
+    the 纪工委. When the investigation changed the chain (a person removed with a reason, a
+    collective decision) the signed one says so and lists the chain as changed; a removed
+    participant is not put back by the collective decision; the edits are in the audit event."""
     import json
 
     from support import refused
@@ -160,10 +161,19 @@ def test_accepting_a_proposal_with_edits_revises_the_proposal_and_the_edits_stan
 
     at("2026-11-20T09:30:00+08:00")
     [plain] = proposals(incident(category="secret_leak", level="general", discovered_at="2026-11-20T09:00:00+08:00"))
-    assert core("open", actor=OFFICE, case_id=plain["id"]).notices == []
+    [draft] = plain["notices"]
+    assert draft["doc_number"] is None and draft["title"].endswith("（草稿）")
+    assert set(draft["recipients"]) <= {OFFICE, "p-liu-jianguo"}  # the 网信办 confirms it first
+    with session() as s:
+        text = s.get(Notice, draft["id"]).text
+    assert "签发人" not in text and "经街道网信办审核确认。" not in text and "尚待审核确认" in text
+    [signed] = core("open", actor=OFFICE, case_id=plain["id"]).notices
+    assert signed.doc_number and "签发人：孙建华" in signed.text and not signed.title.endswith("（草稿）")
+    assert signed.title == "关于建议对建设社区有关责任人员进行问责的请示"  # 请示 in title and 文种
+    assert "经街道网信办审核确认。" in signed.text and "作了调整" not in signed.text
+    assert STREET in signed.recipients and OFFICE not in signed.recipients
     [proposal] = proposals(incident(category="secret_leak", level="general", title="涉密文件外泄",
                                     discovered_at="2026-11-20T09:10:00+08:00"))
-    first = proposal["notices"][0]
     refused(core, "open", field="chain_add[0]", contains="已在倒查链中", actor=OFFICE, case_id=proposal["id"],
             chain_add=[{"person": OFFICER, "reason": "重复"}])
     out = core("open", actor=OFFICE, case_id=proposal["id"],
@@ -175,8 +185,8 @@ def test_accepting_a_proposal_with_edits_revises_the_proposal_and_the_edits_stan
     assert case["data"]["chain_edits"]["remove"] == [{"person": PRINCIPAL, "reason": "事发时病休，未履职"}]
     assert (LEAD, "cyber_lead", "主要领导责任") in chain_of(case) and (MEMBERS[0], "member", "重要领导责任") in chain_of(case)
     [revised] = out.notices
-    assert revised.kind == "accountability_proposal" and revised.title.endswith("（调查核实后修订）")
-    assert revised.doc_number != first["doc_number"] and PRINCIPAL not in json.dumps(revised.context, ensure_ascii=False)
+    assert revised.kind == "accountability_proposal" and "并在审核中对责任链条作了调整" in revised.text
+    assert revised.doc_number and PRINCIPAL not in json.dumps(revised.context, ensure_ascii=False)
     assert "朱宏伟" not in revised.text and "事发时病休" not in revised.text
     with session() as s:
         assert len(s.exec(select(Notice).where(Notice.case_id == proposal["id"])).all()) == 2
@@ -418,7 +428,8 @@ def test_derived_weak_supervision_needs_prior_knowledge_of_the_same_risk(org):
          problem="办公终端未安装防病毒软件", problem_code="AV-MISSING", requirement="安装并更新防病毒软件")
     [head] = heads(_late_defacement("SQ05"))
     assert (head["person"], head["unit"], head["responsibility"]) == (OFFICE, "WXB", "领导责任")
-    assert march in head["note"] and "2026年3月10日" in head["note"] and "未就此下发整改通知" in head["note"]
+    assert "收到《关于胜利社区发生门户网站/平台被攻击篡改事件的报告》（胜利社〔2026〕1号）" in head["note"]
+    assert march not in head["note"] and "2026年3月10日" in head["note"] and "未就此下发整改通知" in head["note"]
     assert heads(_late_defacement("SQ06")) == []
 
 
@@ -485,8 +496,9 @@ def test_the_chain_climbs_to_the_street_when_its_office_also_missed_its_obligati
                               (PRINCIPAL, "principal", "领导责任"), SUPERVISOR_LINK] + [
         (p, role, "领导责任") for p, role in STREET_LEADERS]  # not up to the district: it missed nothing
     street = case["chain"][4]
-    assert street["unit"] == "JD01" and "上级单位XX街道党工委对同一事实的义务同样逾期" in street["note"]
-    assert "复核验收" in street["note"] and case["proposed_from"] in street["note"]
+    assert street["unit"] == "JD01" and "上级单位东湖街道党工委对同一事实的义务同样逾期" in street["note"]
+    assert "复核验收" in street["note"] and "《关于建设社区限期整改网络安全问题的通知》（X街网安〔2026〕" in street["note"]
+    assert case["proposed_from"] not in street["note"]  # documents are cited by 文号, never by case id
 
 
 def test_the_climb_stops_when_the_street_met_its_obligations(org):
@@ -498,7 +510,8 @@ def test_the_climb_stops_when_the_street_met_its_obligations(org):
                               (PRINCIPAL, "principal", "领导责任"), SUPERVISOR_LINK]
     # derived through the flows: 综治办 had the 整改通知 (抄送) and issued none of its own
     [head] = [c for c in case["chain"] if c["role"] == "supervisor_head"]
-    assert head["unit"] == "ZHB" and case["proposed_from"] in head["note"] and "未就此下发整改通知" in head["note"]
+    assert head["unit"] == "ZHB" and "未就此下发整改通知" in head["note"] and case["proposed_from"] not in head["note"]
+    assert "收到《关于建设社区限期整改网络安全问题的通知》（X街网安〔2026〕1号），获知同一风险" in head["note"]
 
 
 def test_the_climb_follows_the_same_problem_up_to_the_district(org):
@@ -521,11 +534,11 @@ def test_the_climb_follows_the_same_problem_up_to_the_district(org):
     case = show(pid)
     street_links = [c for c in case["chain"] if c["unit"] == "JD01"]
     assert [(c["person"], c["role"]) for c in street_links] == STREET_LEADERS
-    assert street in street_links[0]["note"] and "完成整改并报送整改报告" in street_links[0]["note"]
+    assert "（X区网安〔2026〕1号）所定完成整改并报送整改报告" in street_links[0]["note"] and street not in street_links[0]["note"]
     district = [c for c in case["chain"] if c["unit"] == "QU01"]
     assert [(c["role"], c["vacant"]) for c in district] == [
         ("cyber_officer", True), ("cyber_lead", True), ("principal", True)]
-    assert "上级单位XX区对同一事实的义务同样逾期" in district[0]["note"] and "复核验收" in district[0]["note"]
+    assert "上级单位江城区对同一事实的义务同样逾期" in district[0]["note"] and "复核验收" in district[0]["note"]
 
 
 def test_collective_main_responsibility_stays_in_the_deciding_unit(org):
@@ -629,8 +642,8 @@ def test_appeal_inside_the_window_keeps_the_decision_in_force(org, sink):
     assert [o["status"] for o in case["obligations"] if o["kind"] == "serve_decision"] == ["met"]
     window = [o for o in case["obligations"] if o["kind"] == "appeal_window"][0]
     assert window["due_at"] == "2026-04-08T00:00:00+08:00"  # 4/5 + 清明 (4/4–4/6) → 4/7 24:00
-    printed = notice_of(cid, "accountability_decision").context["appeal_deadline"]
-    assert printed == "2026年4月7日"
+    text = notice_of(cid, "accountability_decision").text  # the window runs from receipt: no date printed
+    assert "可以自收到本决定之日起1个月内，向东湖街道党工委提出书面申诉" in text and "4月7日" not in text
     decision, chain, obligations = case["data"]["decision"], case["chain"], _obligations(cid)
     at("2026-04-07T16:00:00+08:00")
     assert core("appeal", actor=LIAISON, case_id=cid, person=LIAISON, reason="事实认定有误").case.state == "appealed"
@@ -646,7 +659,7 @@ def test_appeal_inside_the_window_keeps_the_decision_in_force(org, sink):
     before = db_state()
     with pytest.raises(DomainError) as info:
         core("appeal", actor=OFFICE, case_id=cid, person="p-ma-yumei", reason="不服")  # recorded by the office
-    assert f"{printed}（当日24时）届满" in info.value.message and "4月8日" not in info.value.message
+    assert "2026年4月7日（当日24时）届满" in info.value.message and "4月8日" not in info.value.message
     assert db_state() == before
     out = core("decide_appeal", actor=STREET, case_id=cid, person=LIAISON, upheld=True, opinion="维持")
     assert out.case.state == "closed"  # no appeal pending (p-ma-yumei's window is left to the sweep)
@@ -686,7 +699,8 @@ def test_an_appeal_that_changes_the_decision_touches_only_the_appellant(org):
         k: v for k, v in decision["persons"].items() if k != LIAISON}
     [told] = out.notices  # 申诉处理决定 to the appellant
     assert told.kind == "appeal_decision" and told.recipients == [LIAISON]
-    assert "申诉理由：事实认定有误。" in told.text and "对何晓丽同志改为通报" in told.text
+    assert "理由是：事实认定有误。" in told.text and "将原问责决定中对何晓丽同志的问责方式变更为通报。" in told.text
+    assert "经复查，经复查" not in told.text and "抄送：建设社区。" in told.text  # the appellant's 党组织
     assert show(cid)["data"]["appeals"][LIAISON]["status"] == "changed"
     # another person named keeps the right to appeal inside their own window, closed or not
     at("2026-03-25T10:00:00+08:00")
@@ -724,7 +738,7 @@ def test_the_organisation_held_accountable_may_appeal_under_its_unit_code(org):
     assert after["in_force"] is True
     [told] = out.notices  # 申诉处理决定 to the organisation's principal
     assert told.kind == "appeal_decision" and told.recipients == [PRINCIPAL]
-    assert "变更原问责决定，对建设社区改为通报。" in told.text
+    assert "将原问责决定中对建设社区的问责方式变更为通报。" in told.text
     windows = {o["person"]: o["status"] for o in _obligations(cid) if o["kind"] == "appeal_window"}
     assert windows == {LIAISON: "open", "SQ03": "met"}  # the person's own window is untouched
 
@@ -743,9 +757,11 @@ def test_an_appeal_left_undecided_past_its_month_is_chased_once_and_a_revoked_fo
     sweep()
     sweep()
     with session() as s:
-        chased = s.exec(select(Notice).where(Notice.case_id == cid, Notice.kind == "report_reminder")).all()
-    [reminder] = chased
-    assert reminder.recipients == [STREET] and "何晓丽的申诉处理" in reminder.title
+        chased = s.exec(select(Notice).where(Notice.case_id == cid, Notice.kind.in_(
+            ["report_reminder", "internal_reminder"]))).all()
+    [reminder] = chased  # an internal 督办提醒 to the deciding body, not a numbered 通知 from its office
+    assert reminder.kind == "internal_reminder" and reminder.doc_number is None and reminder.issuer_unit == "JD01"
+    assert reminder.recipients == [STREET] and "何晓丽同志申诉处理" in reminder.title
     assert [o["status"] for o in _obligations(cid) if o["kind"] == "appeal_decision"] == ["missed"]
     out = core("decide_appeal", actor=STREET, case_id=cid, person=LIAISON, upheld=False, opinion="撤销")  # no forms
     assert out.case.state == "closed" and "撤销原问责决定中对何晓丽同志的问责。" in out.notices[0].text
@@ -781,7 +797,7 @@ def test_a_late_appeal_after_the_sweep_closed_the_case_is_refused_with_the_windo
     from tasks.sweep import sweep
 
     cid = _decided_case()
-    printed = notice_of(cid, "accountability_decision").context["appeal_deadline"]
+    printed = "2026年4月7日"  # decided 3/5, received at once: 4/5 + 清明 (4/4–4/6) → 4/7
     at("2026-04-08T10:00:00+08:00")
     sweep()
     assert show(cid)["state"] == "closed"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import os
+import re
 
 import pytest
 from conftest import db_state
@@ -335,7 +336,7 @@ def test_a_scripted_year_start_self_assess_score_publish(org, sink, clock, tmp_p
     # the markdown artifact: every unit's deductions with their records, vetoes and changes
     text = md.data
     assert text.startswith("# 2026年度考核扣分说明\n")
-    assert "系统自动计分依据截至2026年12月31日24时的全年工作记录（考核启动时按截至2026年12月1日 09:00（北京时间）的记录计算" in text
+    assert "系统自动计分依据截至2026年12月31日24时的全年工作记录（考核启动时按截至2026年12月1日9时的记录计算" in text
     assert "## 1. 东风社区（99 分，优秀）\n- 无扣分\n" in text
     assert (f"## 2. 红旗社区（91 分，优秀）\n- 网络安全纳入党委重要议事日程：全年专题会议 1 次，少于要求的 2 次，扣 5 分"
             f"（{ids[('SQ02', 'meeting')][0]}）\n- 自动计分变动：{changed}\n") in text
@@ -354,8 +355,21 @@ def test_a_scripted_year_start_self_assess_score_publish(org, sink, clock, tmp_p
     assert "第3名　建设社区（社区书记：朱宏伟）" in notice.text
     assert ("系统自动计分已按截至2026年12月31日24时的全年工作记录重新计算，红旗社区的自动计分较考核启动时有变动，"
             "变动情况见考核结果明细表。") in notice.text
-    assert "友谊社区（一票否决）：发生较大及以上网络安全事件并被问责。" in notice.text
-    assert "繁荣社区（一票否决）：考核材料弄虚作假。" in notice.text
+    veto = "一票否决项目，考核等次确定为不合格。"
+    assert re.search(r"\d+\.友谊社区：考核得分[\d.]+分，但触及“发生较大及以上网络安全事件并被问责”" + veto, notice.text)
+    assert re.search(r"\d+\.繁荣社区：考核得分[\d.]+分，但触及“考核材料弄虚作假”" + veto, notice.text)
+    # vetoed units: listed after the ranked ones, without a rank, their score said not to count
+    assert re.search(r"\n　　友谊社区（社区书记：[^）]+），得分[\d.]+分，因触及一票否决项目，考核等次为不合格，不参加排名；",
+                     notice.text)
+    assert "（一票否决）；" not in notice.text and "考核编号" not in notice.text
+    assert "未自评的单位" not in notice.text and "逾期自评的单位" not in notice.text  # said once, in 总体情况
+    from test_notices import assert_clean_notice
+
+    assert_clean_notice(notice.html, notice.text, cycle)
+    [start_notice] = notices_of(cycle, "assessment_notice")
+    assert_clean_notice(start_notice.html, start_notice.text, cycle)
+    assert "请于2026年12月15日（星期二）24时前完成自评" in start_notice.text
+    assert "联系人：街道网络安全和信息化领导小组办公室（网信办）" in start_notice.text
     # the low-risk rectification due in 2027 is not counted in 2026 either way
     assert results["SQ06"]["auto"] == 20 and rect6b not in str(results["SQ06"]["deductions"])
 
@@ -711,8 +725,9 @@ def test_a_self_assessment_due_in_an_unpublished_year_is_flagged_in_the_notice(o
     [notice] = notices_of(out["case_id"], "assessment_notice")
     assert notice.context["calendar_unconfirmed"] is True
     for body in (notice.text, notice.html):
-        assert "请于2027年1月2日 00:00（北京时间）前完成自评" in body and UNCONFIRMED in body
-    assert any("2027年1月2日" in w and "节假日安排尚未公布" in w for w in out["warnings"])
+        assert "请于2027年1月1日（星期五）24时前完成自评" in body and UNCONFIRMED in body
+        assert "00:00" not in body and "1月2日" not in body
+    assert any("2027年1月1日（星期五）24时" in w and "节假日安排尚未公布" in w for w in out["warnings"])
     clock("2027-01-02T09:00:00+08:00")  # past due: the 自评 reminders say it too
     sweep()
     reminders = notices_of(out["case_id"], "report_reminder")

@@ -38,6 +38,10 @@ def kind_contexts() -> dict:
         **test_notice_kinds_assessment.CONTEXTS,
         "incident_report": lambda: incident_context(letterhead=letterhead("incident_report", urgency="特急")),
         "report_reminder": lambda: reminder_context(letterhead=letterhead("report_reminder")),
+        "internal_reminder": lambda: dict(
+            subject="X社区整改报告", obligation_label="复核验收", due_at="2026年11月27日（星期五）24时",
+            overdue_by="9小时", requirement="请及时对整改报告进行复核验收", count=1,
+            letterhead=letterhead("internal_reminder")),
     }
 
 
@@ -108,16 +112,16 @@ def test_docx_page_fonts_and_elements():
     body = paragraph(doc, "首页被植入")
     assert body.paragraph_format.first_line_indent == Pt(32)  # 2 characters
     assert "<script>alert('x')</script>" in body.text  # operator text kept verbatim, not markup
-    assert body.paragraph_format.line_spacing == Pt(28.9)  # 22 lines per page
+    assert body.paragraph_format.line_spacing == Pt(28.95)  # 22 lines per page (the grid's 579 twips)
     assert paragraph(doc, "2026年11月28日印发").text.endswith("\t2026年11月28日印发")
     cc = paragraph(doc, "抄送：")
-    assert cc.paragraph_format.first_line_indent is None
+    assert cc.paragraph_format.first_line_indent == Pt(-42)  # 回行 aligned after 抄送：
     borders = cc._p.pPr.find(qn("w:pBdr"))
     assert borders is not None and borders.find(qn("w:top")) is not None  # 版记 line
 
-    footer = doc.sections[0].footer.paragraphs[0]
-    assert footer.text.startswith("— ") and footer.text.endswith(" —")
-    assert "PAGE" in "".join(t.text for t in footer._p.iter(qn("w:instrText")))
+    for footer in (doc.sections[0].footer.paragraphs[0], doc.sections[0].even_page_footer.paragraphs[0]):
+        assert footer.text.startswith("— ") and footer.text.endswith(" —")
+        assert "PAGE" in "".join(t.text for t in footer._p.iter(qn("w:instrText")))
 
 
 def test_docx_without_the_layout_is_refused():

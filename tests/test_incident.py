@@ -67,7 +67,8 @@ class TestScenarios:
         internal = obligation(case, "internal_report")
         assert internal["status"] == "missed"
         assert internal["late_minutes"] == 90  # due 09:00, reported 10:30
-        assert any("迟报" in w and "90 分钟" in w for w in case["warnings"])
+        assert any(w.startswith("迟报：内部报告时限为2026年11月28日（星期六）9时前，实际报告于2026年11月28日10时30分，")
+                   and w.endswith("迟报1小时30分钟") for w in case["warnings"]), case["warnings"]
 
     def test_general_incident_has_no_external_obligation(self, org, clock):
         clock("2026-11-28T10:30:00+08:00")
@@ -176,7 +177,7 @@ class TestBadInput:
     def test_future_effective_at(self, case_id, name, extra):
         params = report_params() if name == "report-incident" else {"actor": OFFICER, "case_id": case_id, **extra}
         params["effective_at"] = "2026-11-28T12:00:00+08:00"
-        refused(core, name, field="effective_at", contains="2026年11月28日 12:00（北京时间）", **params)
+        refused(core, name, field="effective_at", contains="2026年11月28日12时", **params)
 
     @pytest.mark.parametrize("field,value", [
         ("discovered_at", "2026-11-28T09:30:00"),  # no offset: UTC or Beijing? 8 hours apart
@@ -328,7 +329,7 @@ def test_an_external_report_still_owed_at_closing_stays_owed_and_can_be_recorded
     assert out.case.state == "closed"
     case = show(case_id)
     assert obligation(case, "external_report")["status"] == "open"
-    assert any("对外报告尚未录入" in w and "14:00" in w for w in case["warnings"])
+    assert any("对外报告尚未录入" in w and "2026年11月28日（星期六）14时前" in w for w in case["warnings"])
     from tasks.ledger import ledger_rows
 
     with session() as s:
@@ -350,3 +351,101 @@ def test_labels_and_ids_are_both_accepted():
     a = ReportIncidentRequest.model_validate(report_params(level="较大（Ⅲ级）"))
     b = ReportIncidentRequest.model_validate(report_params(level="relatively_major"))
     assert a.level is b.level is IncidentLevel.relatively_major
+
+
+# ---------------------------------------------------------------- the 事件报告 and the summary as a clerk reads them (issue #11)
+
+
+def notice_text(case_id: str, kind: str):
+    """(html, text) of the case's one notice of ``kind``."""
+    from sqlmodel import select
+
+    from models.notice import Notice
+
+    with session() as s:
+        [n] = s.exec(select(Notice).where(Notice.case_id == case_id, Notice.kind == kind)).all()
+        return n.html, n.text
+
+
+def test_report_prints_the_measures_a_clean_path_and_the_delay_in_hours(org, clock):
+    from test_notices import assert_clean_notice, html_body
+
+    clock("2026-11-28T10:30:00+08:00")
+    case_id = core("report-incident", **report_params(
+        discovered_at="2026-11-28T08:00:00+08:00", spread_views=2000,
+        measures="已关闭网站并保存日志\n已通知网站运维单位排查")).case.id
+    html, text = notice_text(case_id, "incident_report")
+    assert_clean_notice(html, text, case_id)
+    for out in (html_body(html), text):
+        assert "已关闭网站并保存日志。" in out and "已通知网站运维单位排查。" in out
+        assert "报告时未填报已采取的措施" not in out
+        # 较大: one clean phrase, the provincial 网信部门 named once
+        assert "报告路径：按规定应于发现后4小时内，即2026年11月28日（星期六）12时前，报告省级网信部门。" in out
+        assert out.count("省级网信部门") == 1 and "其他单位，报省级网信部门（4小时）" not in out
+        assert "迟报1小时30分钟" in out and "90 分钟" not in out and "90分钟" not in out
+        assert "有害信息浏览量：2000次。" in out
+    assert "签发人：" in text and "签发人" in html  # 报告: upward
+    assert "紧急程度：加急" in text
+    assert "　　1.内部报告（报街道网信办）：2026年11月28日（星期六）9时前（逾期1小时30分钟完成）" in text
+    assert "　　2.对外报告：2026年11月28日（星期六）12时前（尚未到期）" in text
+    assert "<thead><tr><th>事项</th><th>时限</th><th>状态</th></tr></thead>" in html
+
+
+def test_report_of_a_general_incident_has_no_provincial_path(org, clock):
+    from test_notices import assert_clean_notice, html_body
+
+    clock("2026-11-28T10:30:00+08:00")
+    case_id = core("report-incident", **report_params(level="general", category="malware")).case.id
+    html, text = notice_text(case_id, "incident_report")
+    assert_clean_notice(html, text, case_id)
+    for out in (html_body(html), text):
+        assert "省级网信部门" not in out and "对外报告" not in out
+        assert "报告路径：一般事件按规定在本单位和街道网信办内部报告。" in out
+        assert "报告时未填报已采取的措施，将在续报中补充。" in out  # no measures entered
+    assert "紧急程度" not in text
+
+
+def test_report_of_a_cii_operator_names_its_own_path(org, clock):
+    from test_notices import html_body
+
+    clock("2026-11-28T10:30:00+08:00")
+    case_id = core("report-incident", **report_params(reporter_path="cii_operator")).case.id
+    html, text = notice_text(case_id, "incident_report")
+    for out in (html_body(html), text):
+        assert ("本单位为关键信息基础设施运营者，按规定应于发现后1小时内，即2026年11月28日（星期六）11时前，"
+                "报告关键信息基础设施保护工作部门及公安机关。") in out
+        assert "省级网信部门" not in out
+
+
+def test_level_hint_has_no_symbols(org, clock):
+    clock("2026-11-28T10:30:00+08:00")
+    case_id = core("report-incident", **report_params(
+        category="personal_info_leak", level="general", affected_persons=2_000_000)).case.id
+    hint = ("级别提示：所报级别为一般（Ⅳ级），按分级指南建议至少为较大（Ⅲ级）："
+            "个人信息/基础数据泄露涉及人数200万人，已达较大（Ⅲ级）的100万人标准")
+    assert hint in show(case_id)["warnings"]
+    for out in notice_text(case_id, "incident_report"):
+        assert hint + "。" in out and "≥" not in out
+
+
+def test_summary_prints_its_own_deadline_as_the_last_day(org, clock):
+    """The summary's own time limit (due 12/29 00:00) reads as 12月28日（星期一）24时; the late
+    external report is said in hours and minutes; no case id outside the 附注."""
+    from test_notices import assert_clean_notice, html_body
+
+    clock("2026-11-28T10:30:00+08:00")
+    case_id = core("report-incident", **report_params()).case.id
+    clock("2026-11-28T16:00:00+08:00")
+    core("update-incident", actor=OFFICER, case_id=case_id, note="已恢复页面",
+         external_reported_at="2026-11-28T15:10:00+08:00", resolved=True)
+    core("submit-incident-summary", actor=OFFICER, case_id=case_id, cause="弱口令", handling="断网、恢复",
+         harm="有限", lessons="启用双因素认证")
+    html, text = notice_text(case_id, "incident_summary")
+    assert_clean_notice(html, text, case_id)
+    for out in (html_body(html), text):
+        assert "2026年12月28日（星期一）24时前" in out and not re.search(r"(?<!\d)0时", out)
+        assert "对外报告迟报：时限为2026年11月28日（星期六）14时前，实际报告于2026年11月28日15时10分，迟报1小时10分钟。" in out
+        assert "已于2026年11月28日16时处置完毕" in out
+    assert "　　2.对外报告：2026年11月28日（星期六）14时前（逾期1小时10分钟完成）" in text
+    assert "　　4.事件处置总结报告：2026年12月28日（星期一）24时前（按时完成）" in text
+    assert "<thead><tr><th>事项</th><th>时限</th><th>执行情况</th></tr></thead>" in html

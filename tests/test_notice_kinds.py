@@ -19,28 +19,29 @@ from tasks.notices import KIND_INFO, build_letterhead, format_doc_number, render
 PREFIX = "X街网安"
 DOC_NUMBER = "X街网安〔2026〕12号"
 CASE_ID = "RCT-2026-0003"
-DUE = "2026年12月3日 18:00（北京时间）"
-ACK_DUE = "2026年11月30日 18:00（北京时间）"
+DUE = "2026年12月3日（星期四）18时"
+ACK_DUE = "2026年11月30日（星期一）18时"
+NOTICE_REF = "《关于X社区限期整改网络安全问题的通知》（X街网安〔2026〕7号）"
 SCRIPT = "<script>alert('x')</script>"
 SCRIPT_ESCAPED = "&lt;script&gt;"
 
 #: The documented variables of each kind (the brief and the template headers).
 DOCUMENTED: dict[str, set[str]] = {
     "rectification_notice": {
-        "case_id", "unit_name", "source", "risk_level_label", "problem", "problem_code",
+        "unit_name", "source", "risk_level_label", "problem", "problem_code",
         "requirement", "acknowledge_due", "due_at", "calendar_unconfirmed", "recurrence",
         "issuer_name", "contact",
     },
     "rectification_reminder": {
-        "case_id", "unit_name", "problem", "stage", "obligation_label", "due_at", "overdue_by",
-        "requirement", "step", "implied", "calendar_unconfirmed",
+        "notice_ref", "unit_name", "problem", "stage", "obligation_label", "due_at", "overdue_by",
+        "remaining", "requirement", "step", "implied", "calendar_unconfirmed",
     },
     "interview_notice": {
-        "case_id", "unit_name", "principal_name", "problem", "due_at", "overdue_by",
+        "unit_name", "principal_name", "problem", "due_at", "overdue_by",
         "interview_time", "place", "issuer_name", "implied",
     },
     "accountability_proposal": {
-        "case_id", "source_case_id", "unit_name", "circumstance_label", "facts", "facts_date",
+        "draft", "edited", "source", "unit_name", "circumstance", "clause_note", "facts", "facts_date",
         "chain", "suggested_forms", "basis",
     },
 }
@@ -71,7 +72,7 @@ def letterhead(kind: str, **over):
 
 def notice_ctx(**over) -> dict:
     ctx = dict(
-        case_id=CASE_ID, unit_name="X社区",
+        unit_name="X社区",
         source="区委网信办通报（X区网安〔2026〕3号）", risk_level_label="高风险",
         problem="社区门户网站后台存在弱口令，可被未授权登录", problem_code="WEAK-PWD",
         requirement="立即修改后台口令，启用登录失败锁定和双因素认证，排查其他系统的同类问题。",
@@ -85,7 +86,7 @@ def notice_ctx(**over) -> dict:
 
 def reminder_ctx(**over) -> dict:
     ctx = dict(
-        case_id=CASE_ID, unit_name="X社区", problem="社区门户网站后台存在弱口令",
+        notice_ref=NOTICE_REF, unit_name="X社区", problem="社区门户网站后台存在弱口令", remaining="",
         stage="urge", obligation_label="完成整改并报送整改报告", due_at=DUE, overdue_by="2个工作日",
         requirement="已超过整改期限，请立即完成整改并报送整改报告", step=2, implied=[],
         calendar_unconfirmed=False,
@@ -97,7 +98,7 @@ def reminder_ctx(**over) -> dict:
 
 def interview_ctx(**over) -> dict:
     ctx = dict(
-        case_id=CASE_ID, unit_name="X社区", principal_name="赵六",
+        unit_name="X社区", principal_name="赵六",
         problem="社区门户网站后台存在弱口令", due_at=DUE, overdue_by="3个工作日",
         interview_time="2026年12月10日 09:00（北京时间）", place="街道办事处三楼会议室",
         issuer_name="街道网信办", implied=[],
@@ -121,14 +122,14 @@ FORMS = [
     {"target": "周八", "forms": ["通报", "组织调整或者组织处理"]},
     {"target": "X社区党委", "forms": ["检查"]},
 ]
-CIRCUMSTANCE = "对有关部门通报的问题和风险隐患不及时整改并造成严重后果的（第四（四）4项）"
-BASIS = "《中国共产党问责条例》第七条、第八条，街道党工委《网络安全责任制实施办法》四（四）4、四（五）。"
+CIRCUMSTANCE = "《东湖街道网络安全责任制实施办法》第四部分第（四）项第4目规定的“封锁、瞒报网络安全事件情况…不及时整改并造成严重后果的”情形"
+BASIS = "《中国共产党问责条例》第七条、第八条和《东湖街道网络安全责任制实施办法》第四部分第（四）项、第（五）项"
 
 
 def proposal_ctx(**over) -> dict:
     ctx = dict(
-        case_id="ACC-2026-0001", source_case_id=CASE_ID, unit_name="X社区",
-        circumstance_label=CIRCUMSTANCE,
+        draft=False, edited=False, source=NOTICE_REF, unit_name="X社区",
+        circumstance=CIRCUMSTANCE, clause_note="",
         facts="2026年11月28日，街道网信办通知X社区限期整改门户网站弱口令问题。\n\n"
               "逾期经催办、约谈仍未整改，12月20日网站被篡改，有害信息扩散。",
         facts_date="2026年11月28日", chain=[dict(c) for c in CHAIN],
@@ -182,12 +183,13 @@ def test_rectification_notice_key_facts():
     for out in (html, text):
         assert "社区门户网站后台存在弱口令，可被未授权登录。" in out
         assert "区委网信办通报（X区网安〔2026〕3号）" in out and "高风险" in out
-        assert "WEAK-PWD" in out and CASE_ID in out
+        assert "WEAK-PWD" in out and "事项编号" not in out
         assert "启用登录失败锁定和双因素认证" in out
         assert f"请于{ACK_DUE}前签收本通知" in out
         assert f"请于{DUE}前完成整改并报送整改报告" in out
         assert "佐证材料" in out and "街道网信办" in out and "李四 13900000000" in out
-        assert "催办" in out and "约谈" in out and "问责建议" in out and "第四（四）4项" in out
+        assert "催办" in out and "约谈" in out and "问责建议" in out and "第四部分第（四）项第4目" in out
+        assert "《东湖街道网络安全责任制实施办法》" in out and "XX街道" not in out
         assert "特此通知。" in out
         assert "重复发生" not in out  # recurrence ''
         assert "节假日安排尚未公布" not in out
@@ -223,10 +225,10 @@ def test_rectification_notice_escapes_operator_text():
 
 def test_reminder_stage_is_friendly_and_not_overdue():
     html, text = both("rectification_reminder", reminder_ctx(
-        stage="reminder", overdue_by="", step=1, requirement="整改期限即将届满，请抓紧完成整改"))
+        stage="reminder", overdue_by="", remaining="1天2小时", step=1, requirement="整改期限即将届满，请抓紧完成整改"))
     for out in (html, text):
-        assert "临期提醒" in out and f"应于{DUE}前完成整改并报送整改报告（" in out and "时限即将到期" in out
-        assert "社区门户网站后台存在弱口令" in out and CASE_ID in out
+        assert "临期提醒" in out and f"应于{DUE}前完成整改并报送整改报告（" in out and "期限尚未届满（距期限还有1天2小时）" in out
+        assert "社区门户网站后台存在弱口令" in out and f"按照{NOTICE_REF}的要求" in out
         assert "整改期限即将届满，请抓紧完成整改。" in out  # 。 appended once
         for word in ("逾期", "已超过", "约谈", "问责"):
             assert word not in out, word
@@ -252,20 +254,10 @@ def test_acknowledge_stage():
         assert "请立即签收整改通知。" in out and ACK_DUE in out and "未签收不影响整改时限" in out
 
 
-def test_verify_stage():
-    html, text = both("rectification_reminder", reminder_ctx(
-        stage="verify", obligation_label="复核验收", overdue_by="", step=1,
-        requirement="请组织对X社区整改情况进行复测。"))
-    for out in (html, text):
-        assert "催验收" in out and "已就以下问题报送整改报告" in out and "立即验收" in out
-        assert "复核验收应于" in out and "时限已到" in out and "销号" in out
-        assert "约谈" not in out
-
-
 def test_stages_differ():
     texts = {stage: render("rectification_reminder", reminder_ctx(stage=stage))[1]
-             for stage in ("reminder", "urge", "acknowledge", "verify")}
-    assert len(set(texts.values())) == 4
+             for stage in ("reminder", "urge", "acknowledge")}
+    assert len(set(texts.values())) == 3
 
 
 def test_unknown_stage_raises():
@@ -303,7 +295,7 @@ def test_interview_notice_key_facts():
         assert "已逾期3个工作日" in out and "约谈你单位主要负责人赵六同志" in out
         assert "2026年12月10日 09:00（北京时间）" in out and "街道办事处三楼会议室" in out
         assert "整改方案" in out and "问责建议" in out and "街道网信办" in out
-        assert CASE_ID in out and "特此通知。" in out
+        assert "事项编号" not in out and "特此通知。" in out
         assert "一并记录" not in out
     assert "一、约谈时间和地点" in text and "（一）时间：2026年12月10日" in text
 
@@ -326,7 +318,7 @@ def test_accountability_proposal_key_facts():
     for out in (html, text):
         for heading in ("一、基本事实", "二、问责情形", "三、逐级倒查情况", "四、问责建议", "五、依据"):
             assert heading in out
-        assert "ACC-2026-0001" in out and f"由事项{CASE_ID}" in out
+        assert "事项编号" not in out and f"{NOTICE_REF}所记录的事实，经街道网信办审核确认。" in out
         assert "2026年11月28日，街道网信办通知X社区限期整改门户网站弱口令问题。" in out
         assert "12月20日网站被篡改，有害信息扩散。" in out
         assert CIRCUMSTANCE in out and BASIS in out
@@ -341,14 +333,14 @@ def test_accountability_proposal_key_facts():
     assert "抄送：街道纪工委。" in text and "签发人：王五" in text
     assert "<table>" in html and html.count("<tr>") == 1 + len(CHAIN)
     assert "<td>空缺</td>" in html
-    assert "　　2. 空缺，网络安全负责人（事实发生日该岗位空缺）。" in text
-    assert "　　1. 孙七，当事人（网站管理员），直接责任。" in text
+    assert "　　2.空缺，网络安全负责人（事实发生日该岗位空缺）。" in text
+    assert "　　1.孙七，当事人（网站管理员），直接责任。" in text
     assert "（二）周八：建议给予通报、组织调整或者组织处理。" in text
 
 
 def test_accountability_proposal_empty_chain_and_forms_manual():
     html, text = both("accountability_proposal", proposal_ctx(
-        chain=[], suggested_forms=[], source_case_id="", facts=""))
+        chain=[], suggested_forms=[], source="", facts=""))
     for out in (html, text):
         assert "责任链条尚未确定" in out and "逐级倒查" in out
         assert "问责方式根据调查结果依规确定" in out and "具体建议如下" not in out

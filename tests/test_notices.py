@@ -70,25 +70,34 @@ def rows(db, queued):
     return queued
 
 
+#: The documented variables of the 事件报告 (its template header).
+INCIDENT_REPORT_VARIABLES = {
+    "unit_name", "category_label", "level_label", "title", "description", "discovered_at", "occurred_at",
+    "reporting_path", "measures", "impact", "warnings", "deadlines", "contacts",
+}
+
+
 def incident_context(**over) -> dict:
     ctx = dict(
-        case_id=CASE_ID, unit_name="X社区", category_label="门户网站/平台被攻击篡改",
+        unit_name="X社区", category_label="门户网站/平台被攻击篡改",
         level_label="重大", title="社区门户网站首页被篡改",
         description="首页被植入 <script>alert('x')</script> 与赌博链接。\n已断网保护现场。",
-        discovered_at="2026年11月28日 09:00（北京时间）", occurred_at="",
-        reporter_path_label="其他运营者（街道、社区）", report_to="省网信办",
+        discovered_at="2026年11月28日9时", occurred_at="",
+        reporting_path="按规定应于发现后4小时内，即2026年11月28日（星期六）13时前，报告省级网信部门",
+        measures="已断开网站服务器网络连接\n已保存访问日志和被篡改页面",
         impact=[["首页篡改持续时间", "3小时"]], warnings=["按影响数字建议等级不低于较大"],
-        deadlines=[["对外报告（4小时）", "2026年11月28日 13:00（北京时间）", "未完成"]],
-        contact="张三 13800000000",
+        deadlines=[["对外报告", "2026年11月28日（星期六）13时前", "尚未到期"]],
+        contacts=["张三"],
     )
     ctx.update(over)
     return ctx
 
 
 def reminder_context(**over) -> dict:
-    ctx = dict(case_id=CASE_ID, unit_name="X社区", obligation_label="对外报告",
-               due_at="2026年11月28日 13:00（北京时间）", overdue_by="2小时",
-               requirement="立即向省网信办报告事件情况，并将报告回执报街道网信办。", step=2,
+    ctx = dict(unit_name="X社区", obligation_label="对外报告",
+               due_at="2026年11月28日（星期六）13时", overdue_by="2小时", remaining="",
+               requirement="立即向省网信办报告事件情况，并将报告回执报街道网信办。", count=2,
+               explain="请书面说明未按时报告的原因", warning="迟报、漏报、谎报、瞒报造成严重后果的，依规追究责任",
                calendar_unconfirmed=False)
     ctx.update(over)
     return ctx
@@ -128,14 +137,16 @@ def test_doc_number_format():
 
 
 def test_kind_info_covers_the_ten_kinds_the_deadline_adjustment_and_the_appeal_decision():
-    assert len(KIND_INFO) == 12 and KIND_INFO["deadline_adjustment"] == ("期限调整通知", "通知", False)
+    assert len(KIND_INFO) == 13 and KIND_INFO["internal_reminder"] == ("督办提醒", "提醒", False)
+    assert KIND_INFO["deadline_adjustment"] == ("期限调整通知", "通知", False)
     assert KIND_INFO["appeal_decision"] == ("申诉处理决定", "决定", False)
     assert KIND_INFO["incident_report"] == ("事件报告", "报告", True)
     assert KIND_INFO["report_reminder"] == ("催报通知", "通知", False)
     assert KIND_INFO["accountability_proposal"][1:] == ("请示", True)
     assert KIND_INFO["accountability_decision"][1] == "决定"
     assert KIND_INFO["assessment_result"][1] == "通报"
-    assert {t for _, t, _ in KIND_INFO.values()} <= {"报告", "通知", "通报", "决定", "请示", "函"}
+    official = {k: t for k, (_, t, _) in KIND_INFO.items() if k != "internal_reminder"}  # a 提醒 is no 公文
+    assert set(official.values()) <= {"报告", "通知", "通报", "决定", "请示", "函"}
     assert incident_urgency("particularly_major") == incident_urgency("重大") == "特急"
     assert incident_urgency("relatively_major") == "加急" and incident_urgency("general") == ""
 
@@ -152,9 +163,11 @@ def test_issue_notice_stores_and_queues(rows, monkeypatch):
         assert stored.case_id == CASE_ID and stored.issuer_unit == "JD01"
         assert stored.recipients == ["p-zhang"] and not stored.classified
         lh = stored.context["letterhead"]
-        assert lh["copy_no"] == "000001" and lh["doc_number"] == doc and lh["signer"] == "王五"
-        assert "【演练时钟：DUTYFLOW_NOW=2026-11-28T09:30:00+08:00】" in stored.text
-        assert "演练时钟" in stored.html
+        # the stored notice is the file copy: each recipient's copy has its own 份号
+        assert lh["copy_no"] == "" and lh["doc_number"] == doc and lh["signer"] == "王五"
+        assert "份号" not in stored.text and "份号：000001" in notices.copy_for(stored, "p-zhang")[1]
+        assert "（事项编号：" + CASE_ID + "；本件为演练文书，系统时钟设定为2026年11月28日9时30分）" in stored.text
+        assert "DUTYFLOW_NOW" not in stored.text + stored.html and stored.html.count("本件为演练文书") == 1
         # the stored context re-renders the same document
         assert notices.rerender(stored) == (stored.html, stored.text)
 
@@ -181,7 +194,7 @@ def test_gapless_under_concurrency(rows):
     seqs = sorted(doc_seq(d) for d, _, _ in got)
     assert seqs == list(range(1, 81))
     assert sorted(int(i.rsplit("-", 1)[1]) for _, i, _ in got) == list(range(1, 81))
-    assert len({c["letterhead"]["copy_no"] for _, _, c in got}) == 80
+    assert {c["letterhead"]["copy_no"] for _, _, c in got} == {""}  # numbered per copy at delivery
     assert len(rows) == 80
 
 
@@ -248,7 +261,7 @@ def letterhead(kind: str, **over) -> Letterhead:
 def test_strict_undefined_missing_variable_raises(monkeypatch):
     monkeypatch.setenv("DUTYFLOW_NOW", "2026-11-28T09:30:00+08:00")
     ctx = incident_context(letterhead=letterhead("incident_report", urgency="特急"))
-    del ctx["contact"]
+    del ctx["contacts"]
     with pytest.raises(UndefinedError):
         render("incident_report", ctx)
     ctx = reminder_context()  # no letterhead at all
@@ -309,11 +322,11 @@ def test_incident_report_renders_every_layout_element(monkeypatch):
     assert "签发人：王五" in text and "王五" in html
     for out in (html, text):
         assert "关于社区门户网站被篡改事件的报告" in out  # 标题
-        assert "特此报告。" in out and "张三 13800000000" in out
-        assert "首页篡改持续时间：3小时" in out and "对外报告（4小时）" in out
-        assert "按影响数字建议等级不低于较大" in out
+        assert "特此报告。" in out and "联系人：" in out and "张三" in out
+        assert "首页篡改持续时间：3小时" in out and "2026年11月28日（星期六）13时前" in out
+        assert "按影响数字建议等级不低于较大。" in out
         assert "发生时间尚在核查" in out  # occurred_at ''
-        assert "【演练时钟：DUTYFLOW_NOW=2026-11-28T09:30:00+08:00】" in out
+        assert "本件为演练文书，系统时钟设定为2026年11月28日9时30分" in out  # the 附注
 
 
 def test_report_reminder_renders_every_layout_element(monkeypatch):
@@ -326,7 +339,7 @@ def test_report_reminder_renders_every_layout_element(monkeypatch):
     html, text = render("report_reminder", reminder_context(letterhead=lh))
     check_layout(html, text, upward=False, urgency="加急")
     assert "2026年03月" not in text and "这是第2次催报" in text and "特此通知。" in html
-    html1, text1 = render("report_reminder", reminder_context(letterhead=lh, step=1))
+    html1, text1 = render("report_reminder", reminder_context(letterhead=lh, count=1))
     assert "次催报" not in text1
     assert "尚未公布" not in text
     for out in render("report_reminder", reminder_context(letterhead=lh, calendar_unconfirmed=True)):
@@ -350,7 +363,7 @@ def test_letterhead_refusals_and_fields():
     assert set(LAYOUT_FIELDS) <= set(lh.as_dict())
     html, text = render("report_reminder", reminder_context(letterhead=lh))
     assert "秘密★1年" in html and "秘密★1年" in text
-    assert {"letterhead", "requirement", "step", "calendar_unconfirmed"} <= required_variables("report_reminder")
+    assert {"letterhead", "requirement", "count", "calendar_unconfirmed"} <= required_variables("report_reminder")
 
 
 def test_real_outbox_queues_one_row_per_channel(db):
@@ -387,3 +400,81 @@ def test_notice_bodies_compressed_with_lz4_on_postgresql(db):
             "SELECT attname, attcompression FROM pg_attribute "
             "WHERE attrelid = 'notice'::regclass AND attname IN ('html', 'text')")).all())
     assert methods == {"html": "l", "text": "l"}
+
+
+# ----------------------------------------------------------------- 公文 wording (issue #11)
+
+#: A half-width space is allowed only between two Latin/digit tokens.
+LOOSE_SPACE = re.compile(r"(?<![A-Za-z0-9]) | (?![A-Za-z0-9])")
+CLOCK_TIME = re.compile(r"\d{1,2}:\d{2}")
+
+
+def html_body(html: str) -> str:
+    """The body of an HTML notice as plain text (tags dropped, one paragraph a line)."""
+    m = re.search(r'<div class="body">(.*?)\n</div>', html, re.S)
+    assert m, "no body"
+    return re.sub(r"<[^>]+>", "", m.group(1))
+
+
+def assert_clean_notice(html: str, text: str, case_id: str = "") -> None:
+    """Checks of issue #11 on both outputs: deadlines as last days (no 00:00, no clock
+    times), no ≥/≤, no half-width space next to a Chinese character, and the case id only in
+    the 附注 (never in the title or the body)."""
+    body = html_body(html)
+    title = re.search(r'<h1 class="title[^"]*">(.*?)</h1>', html, re.S).group(1)
+    for out in (text, body):
+        assert not CLOCK_TIME.search(out), CLOCK_TIME.search(out).group(0)
+        assert "北京时间" not in out and not re.search("[≥≤]", out)
+        for line in out.splitlines():
+            assert not LOOSE_SPACE.search(line), repr(line)
+    assert 'class="body"' in html and "<table>\n<tr>" not in html  # header rows in <thead>
+    for table in re.findall(r"<table>.*?</table>", html, re.S):
+        assert table.startswith("<table>\n<thead><tr><th>") and "</thead>\n<tbody>" in table and "<th>" not in \
+            table.split("</thead>")[1]
+    if case_id:
+        assert case_id not in body and case_id not in title
+        for line in text.splitlines():
+            assert case_id not in line or "事项编号" in line, line
+        assert f"事项编号：{case_id}" in text and f"事项编号：{case_id}" in html
+
+
+CLEAN_DESCRIPTION = "首页被植入赌博链接。\n已断网保护现场。"  # operator text: its spaces are the operator's
+
+
+def test_incident_report_variables_are_the_documented_ones():
+    for ext in ("html", "txt"):
+        assert required_variables("incident_report", ext) == INCIDENT_REPORT_VARIABLES | {"letterhead"}
+    from support import assert_every_variable_required
+
+    ctx = incident_context(letterhead=letterhead("incident_report", urgency="特急").as_dict())
+    assert_every_variable_required("incident_report", ctx, INCIDENT_REPORT_VARIABLES)
+
+
+def test_incident_report_prints_the_measures_entered(monkeypatch):
+    monkeypatch.setenv("DUTYFLOW_NOW", "2026-11-28T09:30:00+08:00")
+    lh = letterhead("incident_report", urgency="特急")
+    html, text = render("incident_report", incident_context(letterhead=lh, description=CLEAN_DESCRIPTION))
+    for out in (html, text):
+        assert "四、已采取的措施" in out
+        assert "已断开网站服务器网络连接。" in out and "已保存访问日志和被篡改页面。" in out
+        assert "报告时未填报已采取的措施" not in out
+        assert "已采取的措施及效果" not in out and "已采取措施的效果" in out  # not "being checked"
+        assert "按规定应于发现后4小时内，即2026年11月28日（星期六）13时前，报告省级网信部门。" in out
+        assert out.count("省级网信部门") == 1
+        assert "联系人：" in out and "联系人及联系方式" not in out  # no phone number on record
+    assert_clean_notice(html, text)
+    html, text = render("incident_report", incident_context(letterhead=lh, measures=" \n", contacts=[]))
+    for out in (html, text):
+        assert "报告时未填报已采取的措施，将在续报中补充。" in out
+        assert "已采取的措施及效果" in out and "联系人" not in out
+    assert '<p>联系人：<span class="nb">张三</span>、<span class="nb">李四</span>。</p>' in render(
+        "incident_report", incident_context(letterhead=lh, contacts=["张三", "李四"]))[0]
+
+
+def test_issued_incident_report_keeps_the_case_id_in_the_note_only(rows, monkeypatch):
+    monkeypatch.setenv("DUTYFLOW_NOW", "2026-11-28T09:30:00+08:00")
+    with session() as s:
+        n = issue(s, context=incident_context(description=CLEAN_DESCRIPTION))
+        html, text = n.html, n.text
+    assert_clean_notice(html, text, CASE_ID)
+    assert "<thead><tr><th>事项</th><th>时限</th><th>状态</th></tr></thead>" in html

@@ -56,16 +56,18 @@ def test_loading_2027_moves_guessed_deadlines_and_clears_the_flag(org, clock):
     # 1/1 is 元旦: the 15th working day of 2027 is 1/22, so the period ends at 24:00 of 1/22
     assert (obs["rectify"]["due_at"], obs["rectify"]["calendar_unconfirmed"]) == ("2027-01-23T00:00:00+08:00", False)
     assert case["events"][-1]["type"] == "deadlines_confirmed"
-    assert any("2027年1月22日" in w and "2027年1月23日" in w for w in case["warnings"])
+    assert any("2027年1月21日" in w and "2027年1月22日（星期五）24时" in w for w in case["warnings"])
     # the 整改通知 said "安排公布后如有调整，另行通知": the 期限调整通知, from its issuer (the 网信办)
     [adjust] = [n for n in case["notices"] if n["kind"] == "deadline_adjustment"]
-    assert adjust["recipients"] == [OFFICER] and adjust["doc_number"].startswith("X街网安〔2026〕")
+    [original] = [n for n in case["notices"] if n["kind"] == "rectification_notice"]
+    assert adjust["recipients"] == original["recipients"] and adjust["doc_number"].startswith("X街网安〔2026〕")
     from models.notice import Notice
 
     with session() as s:
         text = s.get(Notice, adjust["id"]).text
     assert "国办发明电〔2026〕7号（测试）公布的2027年节假日安排" in text
-    assert "完成整改并报送整改报告（建设社区）：原定2027年1月22日 00:00（北京时间），调整为2027年1月23日 00:00（北京时间）" in text
+    assert "完成整改并报送整改报告（建设社区）：原定2027年1月21日（星期四）24时前，调整为2027年1月22日（星期五）24时前" in text
+    assert "抄送：街道综合治理办公室。" in text  # the same 主送 and 抄送 as the 整改通知
     assert obs["rectify"]["next_action_at"] == "2026-12-10T10:00:00+08:00"  # the sweep re-plans it now
     _, fixed_obs = obligations(fixed)
     assert (fixed_obs["rectify"]["due_at"], fixed_obs["rectify"]["calendar_unconfirmed"]) == \

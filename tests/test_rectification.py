@@ -210,15 +210,15 @@ def test_a_medium_risk_left_alone_climbs_the_ladder_once_per_step(org, sink, clo
     assert proposal["state"] == "proposed" and proposal["kind"] == "accountability"
     assert proposal["data"]["circumstance"] == "c4_concealment_or_unrectified"
     assert proposal["data"]["facts"].endswith("仍未完成整改。经催办、约谈后仍未整改到位。")
-    [pnotice] = proposal["notices"]
-    assert pnotice["kind"] == "accountability_proposal"
-    assert sorted(pnotice["recipients"]) == sorted([STREET_PRINCIPAL, DISCIPLINE])
+    [pnotice] = proposal["notices"]  # a draft for the 网信办 to confirm: no 文号
+    assert pnotice["kind"] == "accountability_proposal" and pnotice["doc_number"] is None
+    assert sorted(pnotice["recipients"]) == sorted([OFFICE, "p-liu-jianguo"])
     # every notice went out once to each of its recipients
     sent = [(m["_path"], m["title"]) for m in sink.messages]
     assert len(sent) == len(set(sent))
     for n in [*reminders, *notices(case_id, "interview_notice"), pnotice]:
         for p in n["recipients"]:
-            got = [m for m in sink.to(p) if n["doc_number"] in m["title"] + m["message"]]
+            got = [m for m in sink.to(p) if (n["doc_number"] or n["title"]) in m["title"] + m["message"]]
             assert len(got) == 1, (n["kind"], p, len(got))
     assert len(sink.to("p-new-principal")) == 1
     assert rectify(show(case_id))["status"] == "missed"
@@ -448,7 +448,8 @@ def test_recurrence_within_12_months_is_flagged_on_the_case_and_the_notice(org, 
     assert other_unit.case.data["recurrence"] == [] and not other_unit.case.warnings
     with session() as s:
         text = s.get(Notice, second.notices[0].id).text
-    assert "重复发生" in text and first in text and "12个月内" in text
+    assert "重复发生" in text and "12个月内" in text and "上次：《关于建设社区限期整改网络安全问题的通知》（X街网安〔2026〕1号）" in text
+    assert first not in text.split("（事项编号")[0]  # the case id only in the 附注
     clock("2027-03-02T10:00:00+08:00")  # twelve months after the first, to the day: still within
     assert core("notify", **notify_params(unit="SQ05")).case.data["recurrence"] == []
     with session() as s:
