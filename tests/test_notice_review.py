@@ -105,7 +105,7 @@ def test_a_scripted_year_issues_every_kind_and_each_reads_true(notices):
         assert "迟报" not in n.text and "瞒报" not in n.text
     appeal_chase, verify_chase = sorted(by_kind["internal_reminder"], key=lambda n: n.case_id)
     for n in (appeal_chase, verify_chase):
-        assert n.doc_number is None and "通知" not in n.title and "迟报" not in n.text
+        assert n.doc_number is None and "通知" not in n.title and "迟报" not in n.text and not re.search(r"日印发", n.text)
     assert appeal_chase.issuer_unit == "JD01" and appeal_chase.recipients == [year.STREET]
     assert verify_chase.issuer_unit == "WXB" and set(verify_chase.recipients) == {year.OFFICE, "p-liu-jianguo"}
     assert "孙建华同志、刘建国同志：" in verify_chase.text  # to the verifiers by name, not 网信办 to 网信办
