@@ -219,7 +219,7 @@ def cmd_ledger(args) -> int:
         for r in rows:
             who = "、".join(p["name"] for p in r["responsible"])
             flag = " 日历未确认" if r["calendar_unconfirmed"] else ""
-            print(f"{r['due']}  {r['unit']:6} {r['case']:18} {r['obligation']:16} 逾期 {r['overdue_by'] or '-':10} "
+            print(f"{r['due_text']}  {r['unit']:6} {r['case']:18} {r['obligation']:16} 逾期 {r['overdue_by'] or '-':10} "
                   f"阶梯 {r['step']} {r['step_label']}  {who}{flag}")
     return 0
 

@@ -65,7 +65,7 @@ def refresh_ledger() -> int:
     total = sum(per_unit.values())
     table = [
         {"单位": f"{r['unit']} {r['unit_name']}", "案件": r["case"], "义务": r["obligation"],
-         "义务名称": r["obligation_label"], "时限": r["due"], "逾期": r["overdue_by"], "阶梯": r["step"],
+         "义务名称": r["obligation_label"], "时限": r["due_text"], "逾期": r["overdue_by"], "阶梯": r["step"],
          "督办环节": r["step_label"],
          "责任人": "、".join(p["name"] for p in r["responsible"]),
          "日历未确认": "是" if r["calendar_unconfirmed"] else ""}

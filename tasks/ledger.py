@@ -2,7 +2,8 @@
 
 A row carries the obligation keys of ``dutyflow show`` (``case_id``, ``kind``, ``due_at``,
 ``status``, ``step``, ``calendar_unconfirmed``) and the ledger's own columns (unit name,
-overdue by, responsible persons resolved from today's posts).
+the deadline as people read it — its last day, ``due_text`` —, overdue by, responsible
+persons resolved from today's posts).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from models.case import Case, Obligation, ObligationStatus
-from models.clock import iso, local, now
+from models.clock import deadline_text, iso, local, now
 from models.org import OrgUnit, Person, holders
 
 #: Not yet fulfilled: open, or missed and still to do.
@@ -59,7 +60,7 @@ def ledger_rows(s: Session, *, unit: str | None = None, overdue: bool = False,
             "unit": ob.unit, "unit_name": unit_name, "case": ob.case_id, "case_id": ob.case_id,
             "case_title": title, "obligation": ob.kind, "obligation_label": obligation_label(ob.kind),
             "kind": ob.kind, "status": ob.status,
-            "due": due, "due_at": due,
+            "due": due, "due_at": due, "due_text": f"{deadline_text(ob.due_at)}前",
             "overdue_by": overdue_text(ob.due_at, at), "step": ob.step, "step_label": step_label(ob.kind, ob.step),
             "responsible": [{"person": p, "name": names[p], "role": ob.role} for p in people]
             or [{"person": None, "name": "（空缺）", "role": ob.role}],

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import notice_year as year
+from test_notice_layout import needs_pdf
 
 CASE_ID = re.compile(r"\b(?:INC|RECT|ACC|ASM|ACT)-\d{4}-\d{4}\b")
 CJK = r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]"
@@ -163,3 +164,38 @@ def test_criteria_texts_have_no_symbols_or_half_width_spaces_in_chinese():
     for t in texts:
         assert "≥" not in t and "≤" not in t, t
         assert not HALF_WIDTH_SPACE.search(t), t
+
+
+@needs_pdf
+def test_every_kind_of_the_year_prints_in_the_gbt_9704_layout(notices):
+    """Each kind of the scripted year as PDF and DOCX: the body on the 28-character grid, the
+    版记 at the foot of the last page and in one piece (none on a 督办提醒), page numbers per
+    odd/even page, and the same words as the notice (no next-day 00:00, no case id before the 附注)."""
+    from test_notice_layout import BOTTOM, LEFT, PITCH, RIGHT, open_docx, rendered
+
+    _, by_kind = notices
+    for kind, issued in sorted(by_kind.items()):
+        n = max(issued, key=lambda x: len(x.text))  # the longest of its kind
+        doc = rendered(n.html)
+        text = doc.text()
+        assert n.title.replace("“", "").replace("”", "")[:10] in text.replace("“", "").replace("”", ""), kind
+        assert not re.search(r"00:00|(?<!\d)0时", text), kind
+        assert not CASE_ID.search(text.split("（事项编号")[0]), kind
+        ems = [sum(1 if ord(c) > 0x2000 else 0.5 for c in ln.text) for ln in doc.lines
+                if abs(ln.x - LEFT) < 1 and not ln.text.endswith("印发")]  # the 版记 is 4号, not 3号
+        assert max(ems) <= 28.5, (kind, max(ems))  # never more than 28 characters to a line
+        numbers = [ln for ln in doc.lines if re.fullmatch(r"—\d+—", ln.text)]
+        assert len(numbers) == doc.pages, kind
+        for ln in numbers:  # odd pages right, even pages left
+            assert (ln.x > (LEFT + RIGHT) / 2) == (ln.page % 2 == 1), (kind, ln)
+        printed = doc.find("日印发")
+        if kind == "internal_reminder":
+            assert printed == [], kind
+        else:
+            [line] = printed
+            assert line.page == doc.pages and BOTTOM - PITCH < line.y < BOTTOM, (kind, line)
+        docx = open_docx(n.html)
+        words = "".join(p.text for p in docx.paragraphs) + "".join(
+            c.text for t in docx.tables for r in t.rows for c in r.cells)
+        assert (n.doc_number or n.title[:10]) in words, kind
+        assert not re.search(r"00:00", words), kind

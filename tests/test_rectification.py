@@ -146,15 +146,16 @@ def test_sweep_flow_refreshes_the_overdue_ledger_artifact(org, clock):
 
     rows = json.loads(latest("overdue-ledger"))
     assert [(r["案件"], r["义务"], r["时限"], r["阶梯"]) for r in rows] == [
-        (case_id, "acknowledge", "2026-09-21T00:00:00+08:00", 1),
-        (case_id, "rectify", "2026-09-23T00:00:00+08:00", 2)]
+        (case_id, "acknowledge", "2026年9月20日（星期日）24时前", 1),  # the last day, never the next 00:00
+        (case_id, "rectify", "2026年9月22日（星期二）24时前", 2)]
     assert {r["单位"] for r in rows} == {"SQ03 建设社区"}
     assert all("郭涛" in r["责任人"] for r in rows)
     from tasks.ledger import ledger_rows
 
     with session() as s:  # the same rows as `dutyflow ledger --overdue --json`
         cli_rows = ledger_rows(s, overdue=True)
-    assert [(r["case"], r["obligation"], r["due"], r["overdue_by"], r["step"]) for r in cli_rows] == \
+    assert [r["due"] for r in cli_rows] == ["2026-09-21T00:00:00+08:00", "2026-09-23T00:00:00+08:00"]  # JSON: ISO
+    assert [(r["case"], r["obligation"], r["due_text"], r["overdue_by"], r["step"]) for r in cli_rows] == \
         [(r["案件"], r["义务"], r["时限"], r["逾期"], r["阶梯"]) for r in rows]
     assert [r["逾期"] for r in rows] == ["3天10小时", "1天10小时"]
     summary = latest("overdue-summary")
