@@ -159,12 +159,7 @@ from models.org import get_person, get_unit, holders, office_unit  # noqa: E402
 from models.requests import optional_time  # noqa: E402
 from models.statemachine import Result, Step, transition  # noqa: E402
 
-STATUS_LABELS = {"open": "未完成", "met": "按时完成", "missed": "逾期", "waived": "免除"}
 FIGURES = ("affected_persons", "downtime_hours", "spread_views", "spread_shares", "direct_loss_yuan")
-FIGURE_LABELS = {
-    "affected_persons": "涉及人数", "downtime_hours": "中断时长（小时）", "spread_views": "浏览量",
-    "spread_shares": "转发量", "direct_loss_yuan": "直接经济损失（元）",
-}
 #: The impact figures as the 事件报告 prints them: label and unit (``有害信息浏览量：2000次``).
 IMPACT_LINES = {
     "affected_persons": ("涉及人数", "人"), "downtime_hours": ("系统中断时长", "小时"),
