@@ -57,6 +57,17 @@ def cmd_init(args) -> int:
     return 0
 
 
+def _refresh_running_forms() -> None:
+    """A running ``dutyflow serve`` gets the new units and persons in its forms' pickers."""
+    from deployments.serve import running_api_url
+
+    api = running_api_url()
+    if api:
+        from deployments.deployments import refresh_forms
+
+        print(f"表单选项已更新（{refresh_forms(api)} 个部署，{api}）", file=sys.stderr)
+
+
 def cmd_org(args) -> int:
     from models.db import session
     from models.org import dump_org, load_org
@@ -66,6 +77,7 @@ def cmd_org(args) -> int:
         with session() as s:
             counts = load_org(s, data, raw)
         print(json.dumps(counts, ensure_ascii=False))
+        _refresh_running_forms()
         return 0
     with session() as s:
         org = dump_org(s)

@@ -1,4 +1,5 @@
-"""One Prefect deployment per flow, with its schedule (the sweep every minute)."""
+"""One Prefect deployment per flow, with its schedule (the sweep every minute), and forms
+whose pickers (units, persons, open cases) come from the registry (models/choices.py)."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -13,12 +14,65 @@ def assessment_cron() -> str:
     return policy.get("assessment", "cron", default="0 9 1 12 *")
 
 
+#: Tags that keep the every-minute sweep runs apart from the operators' runs in the UI's filters.
+SWEEP_TAG, OPERATOR_TAG = "到期巡检", "业务办理"
+
+
+def tag(name: str) -> str:
+    return SWEEP_TAG if name == "sweep-deadlines" else OPERATOR_TAG
+
+
+def form_choices() -> dict[str, list[str]]:
+    """The pickers' values as the registry stands today."""
+    from models.choices import choices
+    from models.clock import today_local
+    from models.db import session
+
+    with session() as s:
+        return choices(s, today_local())
+
+
+def form_schema(fl, values: dict[str, list[str]]):
+    """The flow's parameter schema with its pickers filled."""
+    from prefect.utilities.callables import parameter_schema
+
+    from models.choices import apply_choices
+
+    schema = parameter_schema(fl)
+    apply_choices({"properties": schema.properties, "definitions": schema.definitions}, values)
+    return schema
+
+
+def refresh_forms(api_url: str | None = None) -> int:
+    """Fill the pickers of the registered deployments again (after ``org load``, or when a
+    case opens or closes); returns how many deployments were updated."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import DeploymentUpdate
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.registry import flows
+
+    values = form_choices()
+    updated = 0
+    with temporary_settings({PREFECT_API_URL: api_url} if api_url else {}):
+        with get_client(sync_client=True) as client:
+            for name, fl in flows().items():
+                try:
+                    dep = client.read_deployment_by_name(f"{fl.name}/{name}")
+                except Exception:  # not registered on this server (yet)
+                    continue
+                client.update_deployment(dep.id, DeploymentUpdate(parameter_openapi_schema=form_schema(fl, values)))
+                updated += 1
+    return updated
+
+
 def build() -> list:
-    """Deployments of every flow; names equal the flow names (SPEC §5)."""
+    """Deployments of every flow; names equal the flow names (SPEC §5); forms with pickers."""
     import inspect
 
     from flows.registry import flows
 
+    values = form_choices()
     out = []
     for name, fl in flows().items():
         kwargs = {}
@@ -28,7 +82,7 @@ def build() -> list:
             from prefect.schedules import Cron
 
             kwargs["schedule"] = Cron(assessment_cron(), timezone="Asia/Shanghai")
-        out.append(fl.to_deployment(
-            name=name, description=inspect.getdoc(fl.fn), tags=["dutyflow"], **kwargs,
-        ))
+        dep = fl.to_deployment(name=name, description=inspect.getdoc(fl.fn), tags=["dutyflow", tag(name)], **kwargs)
+        dep._parameter_openapi_schema = form_schema(fl, values)
+        out.append(dep)
     return out

@@ -33,6 +33,7 @@ def schedules(name: str) -> list[dict]:
 
 
 def document() -> dict:
+    from deployments.deployments import tag
     from flows.registry import flows
 
     deployments = []
@@ -42,7 +43,7 @@ def document() -> dict:
             "name": name,
             "entrypoint": f"{source.as_posix()}:{fl.fn.__name__}",
             "description": inspect.getdoc(fl.fn),
-            "tags": ["dutyflow"],
+            "tags": ["dutyflow", tag(name)],
             "schedules": schedules(name),
             "work_pool": {"name": POOL, "work_queue_name": "default"},
         })

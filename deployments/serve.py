@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
-from deployments.settings import apply_offline_settings
+from deployments.settings import apply_offline_settings, serve_settings
 
 
 def _state_file() -> Path:
@@ -46,6 +48,8 @@ def serve(host: str = "127.0.0.1", port: int = 4200, demo: bool = True) -> int:
 
     apply_offline_settings()
     init_schema()
+    for key, value in serve_settings().items():
+        os.environ.setdefault(key, value)
     if demo:
         _load_demo_if_empty()
     api_url = f"http://{host}:{port}/api"
@@ -53,6 +57,7 @@ def serve(host: str = "127.0.0.1", port: int = 4200, demo: bool = True) -> int:
     prefect_home.mkdir(parents=True, exist_ok=True)
     os.environ["PREFECT_HOME"] = str(prefect_home)
     os.environ["PREFECT_UI_API_URL"] = api_url
+    os.environ["PREFECT_UI_STATIC_DIRECTORY"] = str(home() / "ui")  # our copy of the UI: see offline_ui()
     os.environ.pop("PREFECT_API_URL", None)
     server = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port),
@@ -70,6 +75,7 @@ def serve(host: str = "127.0.0.1", port: int = 4200, demo: bool = True) -> int:
                 print("Prefect 服务器 180 秒内未就绪", file=sys.stderr)
                 return 1
             time.sleep(0.5)
+        offline_ui(home() / "ui")
         os.environ["PREFECT_API_URL"] = api_url
         _state_file().write_text(json.dumps({"api_url": api_url, "pid": os.getpid()}))
         ui = f"http://{host}:{port}"
@@ -78,7 +84,9 @@ def serve(host: str = "127.0.0.1", port: int = 4200, demo: bool = True) -> int:
 
         from deployments.deployments import build
 
-        prefect_serve(*build(), pause_on_shutdown=False, print_starting_message=True)
+        deployments = build()
+        threading.Thread(target=_keep_forms_current, args=(api_url,), daemon=True, name="form-choices").start()
+        prefect_serve(*deployments, pause_on_shutdown=False, print_starting_message=True)
     except KeyboardInterrupt:
         pass
     finally:
@@ -91,6 +99,46 @@ def serve(host: str = "127.0.0.1", port: int = 4200, demo: bool = True) -> int:
                 os.killpg(server.pid, signal.SIGKILL)
         print("dutyflow 已停止", flush=True)
     return 0
+
+
+#: The V2 UI starts its analytics library (session-replay config from an outside host) before
+#: it reads the server's ``analytics_enabled``; its key is returned by one small function.
+_ANALYTICS_KEY = re.compile(r"function (\w+)\(\)\{return`[0-9a-f]{32}`\}")
+
+
+def offline_ui(static_root: Path) -> int:
+    """Make the UI copy the server serves (``PREFECT_UI_STATIC_DIRECTORY``) call no outside
+    host: the analytics key function returns nothing, so the library never starts. Returns
+    the number of files changed (0 when already done)."""
+    changed = 0
+    for js in static_root.glob("*/assets/*.js"):
+        text = js.read_text(encoding="utf-8")
+        patched = _ANALYTICS_KEY.sub(lambda m: f"function {m.group(1)}(){{return``}}", text)
+        if patched != text:
+            js.write_text(patched, encoding="utf-8")
+            changed += 1
+    return changed
+
+
+#: Seconds between two looks at the registry and the open cases for the forms' pickers.
+FORMS_EVERY = 15
+
+
+def _keep_forms_current(api_url: str, every: float = FORMS_EVERY) -> None:
+    """Re-register the forms' pickers when units, persons or open cases change (an org
+    loaded again, a case opened or closed). Errors are printed once and retried."""
+    from deployments.deployments import form_choices, refresh_forms
+
+    last = form_choices()
+    while True:
+        time.sleep(every)
+        try:
+            now_values = form_choices()
+            if now_values != last:
+                refresh_forms(api_url)
+                last = now_values
+        except Exception as exc:  # the database or the API away for a moment: try again later
+            print(f"表单选项更新失败，稍后重试：{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
 
 
 def _load_demo_if_empty() -> None:

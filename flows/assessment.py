@@ -10,7 +10,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from flows.common import run_action
+from flows.common import refused, run_action
 from models import assessment as core
 from models.assessment import (
     PublishAssessmentRequest,
@@ -45,6 +45,8 @@ def _with_progress(action, request, headline: str, description: str) -> dict:
         return action(req, run_id, progress=report)
 
     out = run_action(act, request, headline)
+    if refused(out):
+        return out
     update_progress_artifact(progress, 100.0)
     return out
 
@@ -98,5 +100,7 @@ def publish_assessment(request: PublishAssessmentRequest) -> dict:
     总分 = 自动计分 + 人工评分 + 加分，一票否决为不合格；排名（并列同名次）；自动计分较启动时有变动的逐项说明；
     生成《考核结果通报》并通知各社区主要负责人；导出供社区书记年底考核使用的 CSV 和 XLSX；尚未提交的自评随之终止。"""
     out = _with_progress(core.publish, request, "考核结果通报", "年度考核通报：重新自动计分进度")
+    if refused(out):
+        return out
     out["export"] = publish_results(request.year)
     return out

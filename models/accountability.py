@@ -21,7 +21,7 @@ from models.clock import cn_date, iso, local, parse_time
 from models.errors import DomainError
 from models.labels import LabeledEnum
 from models.org import Person, committee_unit, get_person, get_unit, holders, posts_of, role_unit
-from models.requests import Request
+from models.requests import CaseId, PersonId, Request, UnitCode, picks
 from models.statemachine import Machine, Result, Rule, Step, transition
 
 
@@ -118,8 +118,9 @@ class CollectiveDecision(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     date: dt.date = Field(title="决策日期")
-    participants: list[str] = Field(title="参与决策人员", description="人员编号", min_length=1)
-    dissenters: list[str] = Field(default_factory=list, title="明确表示不同意见的人员", description="人员编号")
+    participants: list[PersonId] = Field(title="参与决策人员", min_length=1, json_schema_extra=picks("person"))
+    dissenters: list[PersonId] = Field(default_factory=list, title="明确表示不同意见的人员",
+                                       json_schema_extra=picks("person"))
 
 
 class ChainRole(LabeledEnum):
@@ -137,7 +138,7 @@ class ChainEdit(BaseModel):
     """对倒查链的增删（须说明理由）。"""
 
     model_config = ConfigDict(extra="forbid")
-    person: str = Field(title="人员编号")
+    person: PersonId = Field(title="人员", json_schema_extra=picks("person"))
     reason: str = Field(title="理由", min_length=1)
     role: ChainRole = Field(default=ChainRole.involved, title="身份",
                             description="增列人员在倒查链中的身份（移出时不填）；默认当事人")
@@ -155,12 +156,14 @@ class OpenAccountabilityRequest(Request):
     班子成员承担主要领导责任，其他参与者承担重要领导责任，明确表示不同意见的和未参与决策的不承担该项决策的责任。
     """
 
-    case_id: str = Field(default="", title="问责建议编号", description="采纳问责建议时填写，如 ACC-2026-0001")
-    unit: str = Field(default="", title="责任单位", description="人工立案时填写")
+    case_id: CaseId = Field(default="", title="问责建议", description="采纳问责建议时选择（也可填写编号，如 ACC-2026-0001）",
+                            json_schema_extra=picks("case:accountability"))
+    unit: UnitCode = Field(default="", title="责任单位", description="人工立案时选择", json_schema_extra=picks("unit"))
     circumstance: Circumstance | None = Field(default=None, title="问责情形", description="人工立案时填写（四（四）1–6）")
     facts: str = Field(default="", title="基本事实")
-    facts_date: str = Field(default="", title="事实发生日期", description="YYYY-MM-DD；倒查按该日在岗人员")
-    involved_persons: list[str] = Field(default_factory=list, title="当事人", description="人员编号列表")
+    facts_date: str = Field(default="", title="事实发生日期", description="人工立案时填写；倒查按该日在岗人员",
+                            json_schema_extra={"format": "date"})
+    involved_persons: list[PersonId] = Field(default_factory=list, title="当事人", json_schema_extra=picks("person"))
     weak_supervision: bool = Field(default=False, title="协调监管不力",
                                    description="勾选则追加监管部门负责人（未登记监管部门的，追加网信办负责人）")
     collective_decision: CollectiveDecision | None = Field(default=None, title="集体决策",
@@ -172,7 +175,7 @@ class OpenAccountabilityRequest(Request):
 class DismissAccountabilityRequest(Request):
     """不予问责：对问责建议作出不予问责的决定（须说明理由）。"""
 
-    case_id: str = Field(title="问责建议编号")
+    case_id: CaseId = Field(title="问责建议", json_schema_extra=picks("case:accountability"))
     reason: str = Field(title="理由", min_length=1)
 
 
@@ -180,10 +183,11 @@ class RecordAccountabilityDecisionRequest(Request):
     """记录有管理权限的党组织作出的问责决定（每人的问责方式），生成《问责决定》并送达；被问责人员每人 1 个月申诉期，
     无人被问责的决定作出即办结。"""
 
-    case_id: str = Field(title="问责案件编号")
+    case_id: CaseId = Field(title="问责案件", json_schema_extra=picks("case:accountability"))
     forms: dict[str, list[PersonForm]] = Field(title="问责方式", description="{人员编号: [通报, 诫勉, …]}；空列表为不予问责")
     organisation_forms: list[OrgForm] = Field(default_factory=list, title="对党组织的问责方式")
-    decided_by: str = Field(title="作出决定的党组织", description="单位代码，如 JD01")
+    decided_by: UnitCode = Field(title="作出决定的党组织", description="有管理权限的党组织（也可填写单位代码，如 JD01）",
+                                 json_schema_extra=picks("unit"))
     investigation: str = Field(default="", title="调查核实情况",
                                description="调查组和调查报告，如“纪工委调查组2026年4月15日调查报告”；未经调查的留空，决定不写调查")
     hearing: str = Field(default="", title="陈述和申辩情况",
@@ -193,16 +197,18 @@ class RecordAccountabilityDecisionRequest(Request):
 class FileAppealRequest(Request):
     """被问责人员（或被问责党组织）在收到问责决定 1 个月内提出申诉（期限届满后不予受理）；申诉期间不停止决定的执行。"""
 
-    case_id: str = Field(title="问责案件编号")
-    person: str = Field(title="申诉人", description="人员编号；被问责党组织申诉时填写单位代码")
+    case_id: CaseId = Field(title="问责案件", json_schema_extra=picks("case:accountability"))
+    person: PersonId = Field(title="申诉人", description="被问责人员；被问责党组织申诉时选择该单位",
+                             json_schema_extra=picks("appellant"))
     reason: str = Field(title="申诉理由", min_length=1)
 
 
 class DecideAppealRequest(Request):
     """作出申诉处理决定（维持或变更原决定），1 个月内办结。"""
 
-    case_id: str = Field(title="问责案件编号")
-    person: str = Field(title="申诉人", description="人员编号；被问责党组织申诉时填写单位代码")
+    case_id: CaseId = Field(title="问责案件", json_schema_extra=picks("case:accountability"))
+    person: PersonId = Field(title="申诉人", description="被问责人员；被问责党组织申诉时选择该单位",
+                             json_schema_extra=picks("appellant"))
     upheld: bool = Field(title="维持原决定")
     opinion: str = Field(title="处理意见", min_length=1)
     forms: list[PersonForm] = Field(default_factory=list, title="变更后的问责方式（人员）",

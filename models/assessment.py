@@ -30,7 +30,7 @@ from models.db import JSONDict
 from models.errors import DomainError
 from models.labels import LabeledEnum
 from models.org import OrgUnit, committee_unit, get_person, get_unit, holders, holders_many, prefetch_persons
-from models.requests import Request
+from models.requests import PersonId, Request, UnitCode, picks
 from models.statemachine import Machine, Result, Rule, Step, transition
 
 
@@ -97,27 +97,29 @@ MACHINE = Machine(
 class RecordActivityRequest(Request):
     """登记全年工作记录：专题会议、培训、应急演练、宣传。年度考核据此自动计分。"""
 
-    unit: str = Field(title="单位", description="单位代码")
+    unit: UnitCode = Field(title="单位", json_schema_extra=picks("unit"))
     kind: ActivityKind = Field(title="类型")
     date: dt.date = Field(title="日期")
     title: str = Field(title="名称", min_length=1)
-    participants: list[str] = Field(default_factory=list, title="参加人员", description="人员编号列表")
+    participants: list[PersonId] = Field(default_factory=list, title="参加人员", json_schema_extra=picks("person"))
     evidence: str = Field(default="", title="佐证材料", description="会议纪要、签到表等的编号或存放位置")
 
 
 class StartAssessmentRequest(Request):
     """启动年度网络安全责任制检查考核：按全年记录自动计分，下发考核通知，开启 10 个工作日的自评时限。"""
 
-    actor: str = Field(default="system", title="操作人", description="定时任务为 system；人工启动填写人员编号")
+    actor: PersonId = Field(default="system", title="操作人", description="定时任务为 system；人工启动选择办理人",
+                            json_schema_extra=picks("person"))
     year: int = Field(default=0, ge=0, le=2100, title="考核年度", description="0 表示当年")
-    units: list[str] = Field(default_factory=list, title="参加考核的单位", description="留空为全部社区")
+    units: list[UnitCode] = Field(default_factory=list, title="参加考核的单位", description="留空为全部社区",
+                                  json_schema_extra=picks("unit"))
 
 
 class SelfAssessmentRequest(Request):
     """提交自评：对人工评分项逐项自评打分，并说明情况。"""
 
     year: int = Field(title="考核年度")
-    unit: str = Field(title="单位")
+    unit: UnitCode = Field(title="单位", json_schema_extra=picks("unit"))
     scores: dict[str, float] = Field(title="自评得分", description="{考核项 id: 分数}，仅人工评分项")
     notes: str = Field(default="", title="自评说明")
 
@@ -126,7 +128,7 @@ class UnitScore(BaseModel):
     """一个单位的考核组评分。"""
 
     model_config = ConfigDict(extra="forbid")
-    unit: str = Field(title="单位")
+    unit: UnitCode = Field(title="单位", json_schema_extra=picks("unit"))
     scores: dict[str, float] = Field(title="人工评分项得分", description="{考核项 id: 分数}")
     bonus: dict[str, float] = Field(default_factory=dict, title="加分", description="{加分项 id: 分数}")
     falsified: bool = Field(default=False, title="发现弄虚作假（一票否决）")
@@ -137,7 +139,8 @@ class ScoreAssessmentRequest(Request):
     """考核组评分：逐个单位（填写单位和得分）或批量（填写评分表）录入人工评分项得分、加分和一票否决情况。"""
 
     year: int = Field(title="考核年度")
-    unit: str = Field(default="", title="单位", description="逐个单位评分时填写；批量评分请用评分表")
+    unit: UnitCode = Field(default="", title="单位", description="逐个单位评分时选择；批量评分请用评分表",
+                           json_schema_extra=picks("unit"))
     scores: dict[str, float] = Field(default_factory=dict, title="人工评分项得分", description="{考核项 id: 分数}")
     bonus: dict[str, float] = Field(default_factory=dict, title="加分", description="{加分项 id: 分数}")
     falsified: bool = Field(default=False, title="发现弄虚作假（一票否决）")

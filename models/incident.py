@@ -9,7 +9,7 @@ from pydantic import Field
 
 from models import policy
 from models.labels import LabeledEnum
-from models.requests import Request, RequestTime
+from models.requests import TIME_PICKER, CaseId, PersonId, Request, RequestTime, UnitCode, picks
 from models.statemachine import Machine, Rule
 
 
@@ -80,13 +80,14 @@ class ReportIncidentRequest(Request):
     处置时限，生成《事件报告》并通知本单位网络安全负责人、直接责任人、第一责任人和街道网信办。
     """
 
-    unit: str = Field(title="发生单位", description="单位代码，如 SQ03")
+    unit: UnitCode = Field(title="发生单位", description="单位（也可填写单位代码，如 SQ03）", json_schema_extra=picks("unit"))
     category: IncidentCategory = Field(title="事件类别")
     level: IncidentLevel = Field(title="事件级别", description="按《网络安全事件分级指南》；系统会按影响数据提示建议级别")
     title: str = Field(title="事件标题", min_length=1, max_length=200)
     description: str = Field(title="事件概况", description="受影响系统、现象、已造成的影响", min_length=1)
-    discovered_at: RequestTime = Field(title="发现时间", description="ISO-8601 带时区（北京时间 +08:00）")
-    occurred_at: str = Field(default="", title="发生时间", description="可留空；ISO-8601 带时区")
+    discovered_at: RequestTime = Field(title="发现时间", description="北京时间")
+    occurred_at: str = Field(default="", title="发生时间", description="北京时间；尚不清楚的可留空",
+                             json_schema_extra=TIME_PICKER)
     reporter_path: ReporterPath = Field(default=ReporterPath.other, title="报告主体", description="决定对外报告时限：1/2/4 小时")
     affected_persons: int = Field(default=0, ge=0, title="涉及人数", description="个人信息/基础数据泄露涉及的人数")
     downtime_hours: float = Field(default=0, ge=0, title="中断时长（小时）")
@@ -95,7 +96,8 @@ class ReportIncidentRequest(Request):
     direct_loss_yuan: float = Field(default=0, ge=0, title="直接经济损失（元）")
     measures: str = Field(default="", title="已采取的措施")
     classified: bool = Field(default=False, title="涉密", description="涉密事项只发送不含内容的提醒")
-    involved_persons: list[str] = Field(default_factory=list, title="当事人", description="人员编号列表")
+    involved_persons: list[PersonId] = Field(default_factory=list, title="当事人", description="直接涉及的人员",
+                                             json_schema_extra=picks("person"))
 
 
 class UpdateIncidentRequest(Request):
@@ -104,9 +106,11 @@ class UpdateIncidentRequest(Request):
     填写对外报告时间即视为完成对外报告；勾选“处置完毕”后开启 30 日内报送总结报告的时限。
     """
 
-    case_id: str = Field(title="事件编号", description="如 INC-2026-0001")
+    case_id: CaseId = Field(title="事件", description="办理中的事件（也可填写事件编号，如 INC-2026-0001）",
+                            json_schema_extra=picks("case:incident"))
     note: str = Field(title="续报内容", min_length=1)
-    external_reported_at: str = Field(default="", title="对外报告时间", description="已向上级网信部门报告的时间，ISO-8601 带时区")
+    external_reported_at: str = Field(default="", title="对外报告时间", description="已向上级网信部门报告的时间（北京时间）",
+                                      json_schema_extra=TIME_PICKER)
     concealed: bool = Field(default=False, title="经查存在瞒报", description="核实存在封锁、瞒报情况时勾选")
     resolved: bool = Field(default=False, title="处置完毕")
 
@@ -114,7 +118,7 @@ class UpdateIncidentRequest(Request):
 class SubmitIncidentSummaryRequest(Request):
     """报送事件处置总结报告（原因、处置、危害、责任追究、整改和教训），事件办结。"""
 
-    case_id: str = Field(title="事件编号")
+    case_id: CaseId = Field(title="事件", json_schema_extra=picks("case:incident"))
     cause: str = Field(title="事件原因", min_length=1)
     handling: str = Field(title="处置过程", min_length=1)
     harm: str = Field(title="危害和影响", min_length=1)

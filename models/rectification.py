@@ -16,7 +16,7 @@ from models.errors import DomainError
 from models.incident import unit_leaders
 from models.labels import LabeledEnum
 from models.org import ancestors, get_person, get_unit, holders, office_unit, posts_of
-from models.requests import Request, RequestTime, optional_time
+from models.requests import TIME_PICKER, CaseId, Request, RequestTime, UnitCode, optional_time, picks
 from models.statemachine import Machine, Result, Rule, Step, transition
 from tasks.notices import document_reference
 
@@ -59,26 +59,29 @@ class NotifyRiskRequest(Request):
     整改（高/中/低风险 3/10/30 个工作日，或指定期限）时限；逾期按阶梯催办、约谈直至提出问责建议。
     """
 
-    unit: str = Field(title="责任单位", description="单位代码，如 SQ03")
+    unit: UnitCode = Field(title="责任单位", description="单位（也可填写单位代码，如 SQ03）", json_schema_extra=picks("unit"))
     source: str = Field(title="问题来源", description="上级通报文号或检查名称", min_length=1)
     risk_level: RiskLevel = Field(title="风险等级")
     problem: str = Field(title="问题描述", min_length=1)
     problem_code: str = Field(default="", title="问题编码", description="同一单位 12 个月内同一编码再次出现将标注为重复发生")
     requirement: str = Field(title="整改要求", min_length=1)
-    due_at: str = Field(default="", title="指定整改期限", description="留空按风险等级计算；ISO-8601 带时区")
-    issuer: str = Field(default="", title="下发单位", description="单位代码；留空为责任单位所属街道网信办")
+    due_at: str = Field(default="", title="指定整改期限", description="北京时间；留空按风险等级计算",
+                        json_schema_extra=TIME_PICKER)
+    issuer: UnitCode = Field(default="", title="下发单位", description="留空为责任单位所属街道网信办",
+                             json_schema_extra=picks("unit"))
 
 
 class AcknowledgeRiskRequest(Request):
     """签收整改通知。"""
 
-    case_id: str = Field(title="整改编号", description="如 RECT-2026-0001")
+    case_id: CaseId = Field(title="整改事项", description="办理中的整改（也可填写整改编号，如 RECT-2026-0001）",
+                            json_schema_extra=picks("case:rectification"))
 
 
 class SubmitRectificationRequest(Request):
     """报送整改报告（整改措施和佐证材料），等待下发单位复核验收。"""
 
-    case_id: str = Field(title="整改编号")
+    case_id: CaseId = Field(title="整改事项", json_schema_extra=picks("case:rectification"))
     measures: str = Field(title="整改措施", min_length=1)
     evidence: list[str] = Field(title="佐证材料", description="材料编号或存放位置，至少一项", min_length=1)
 
@@ -86,25 +89,25 @@ class SubmitRectificationRequest(Request):
 class VerifyRectificationRequest(Request):
     """复核验收：通过则销号；不通过则退回重新整改并重新计算整改期限（可指定新期限）。"""
 
-    case_id: str = Field(title="整改编号")
+    case_id: CaseId = Field(title="整改事项", json_schema_extra=picks("case:rectification"))
     passed: bool = Field(title="验收通过")
     opinion: str = Field(title="验收意见", min_length=1)
     new_due_at: str = Field(default="", title="重新整改期限（不通过时可填）",
-                            description="留空按风险等级重新计算；ISO-8601 带时区，例如 2026-12-10T18:00:00+08:00")
+                            description="北京时间；留空按风险等级重新计算", json_schema_extra=TIME_PICKER)
 
 
 class RequestExtensionRequest(Request):
     """延期申请：说明理由和申请的新期限，由下发单位审批。"""
 
-    case_id: str = Field(title="整改编号")
+    case_id: CaseId = Field(title="整改事项", json_schema_extra=picks("case:rectification"))
     reason: str = Field(title="延期理由", min_length=1)
-    new_due_at: RequestTime = Field(title="申请延至", description="ISO-8601 带时区（北京时间 +08:00）")
+    new_due_at: RequestTime = Field(title="申请延至", description="北京时间")
 
 
 class DecideExtensionRequest(Request):
     """审批延期申请：批准则整改期限顺延、督办阶梯重新开始；不批准则原期限不变。"""
 
-    case_id: str = Field(title="整改编号")
+    case_id: CaseId = Field(title="整改事项", json_schema_extra=picks("case:rectification"))
     approved: bool = Field(title="批准延期")
     opinion: str = Field(title="审批意见", min_length=1)
 

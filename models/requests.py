@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from models.choices import CHOICE_KEY, case_id, person_id, unit_code
 from models.clock import parse_time
 from models.errors import DomainError
 
@@ -25,20 +26,33 @@ def _with_offset(value: Any) -> datetime:
 
 #: A request time: ISO-8601 with offset (SPEC §5); a naive time, a date or a number is refused.
 RequestTime = Annotated[datetime, BeforeValidator(_with_offset)]
+#: A unit, a person, a case: the id, or the label the form's picker offers (models/choices.py).
+UnitCode = Annotated[str, BeforeValidator(unit_code)]
+PersonId = Annotated[str, BeforeValidator(person_id)]
+CaseId = Annotated[str, BeforeValidator(case_id)]
+#: An optional time as text ('' = not given): the form still shows a date-time picker.
+TIME_PICKER = {"format": "date-time"}
+
+
+def picks(key: str, **extra) -> dict:
+    """``json_schema_extra`` of a field the form offers as a select (``unit``, ``person``,
+    ``appellant``, ``case:<kind>``); extra keys (e.g. the time picker's format) are merged."""
+    return {CHOICE_KEY: key, **extra}
 
 
 class Request(BaseModel):
     model_config = ConfigDict(extra="forbid", use_enum_values=False, str_strip_whitespace=True)
 
-    actor: str = Field(
+    actor: PersonId = Field(
         title="操作人",
-        description="办理人的人员编号（组织名册中的 person id，须有在岗职务）",
-        min_length=1,
+        description="办理人（组织名册中有在岗职务的人员；也可填写人员编号）",
+        min_length=1, json_schema_extra=picks("person"),
     )
     effective_at: str = Field(
         default="",
         title="生效时间（补录用）",
-        description="ISO-8601 带时区，例如 2026-11-28T09:30:00+08:00；留空为现在；不得晚于现在",
+        description="北京时间；留空为现在；不得晚于现在",
+        json_schema_extra=TIME_PICKER,
     )
 
     @model_validator(mode="before")

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite. Creates .venv on first use and installs dutyflow with its test
 # extras (pinned in pyproject.toml) and the Debian packages for PDF notices
-# (deployments/system-packages.sh), then runs pytest. Extra arguments go to pytest.
+# and Debian's Chromium for the browser test (deployments/system-packages.sh --test), then
+# runs pytest. Extra arguments go to pytest.
 # DUTYFLOW_TEST_POSTGRES_URL=postgresql+psycopg://… runs every test on PostgreSQL instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash deployments/system-packages.sh
+bash deployments/system-packages.sh --test
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 exec .venv/bin/python -m pytest "$@"

@@ -515,7 +515,7 @@ def test_falsified_cannot_veto_when_the_catalogue_has_no_such_veto_item(org, clo
             contains="未设“考核材料弄虚作假”一票否决项")
 
 
-def test_the_served_schedule_is_yearly_in_beijing_time():
+def test_the_served_schedule_is_yearly_in_beijing_time(db):
     from deployments.deployments import build
 
     [dep] = [d for d in build() if d.name == "start-annual-assessment"]

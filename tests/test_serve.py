@@ -32,8 +32,12 @@ def test_every_flow_is_registered():
     assert set(flows()) == SPEC_FLOWS
 
 
-def test_deployment_forms_carry_chinese_titles_and_descriptions():
+def test_deployment_forms_carry_chinese_titles_and_descriptions(org):
+    """Every field of every form (nested models included) has a Chinese title; units,
+    persons and open cases are selects of Chinese labels from the registry, and the core
+    takes the label as it takes the id."""
     from deployments.deployments import build
+    from models.incident import ReportIncidentRequest
 
     deps = {d.name: d for d in build()}
     assert set(deps) == SPEC_FLOWS
@@ -41,12 +45,22 @@ def test_deployment_forms_carry_chinese_titles_and_descriptions():
         assert _has_cjk(dep.description), name
         schema = dep._parameter_openapi_schema.model_dump()
         assert list(schema["properties"]) == ["request"], name
-        definitions = schema["definitions"]
-        request_def = next(v for k, v in definitions.items() if k.endswith("Request"))
-        for field, spec in request_def["properties"].items():
-            assert _has_cjk(spec.get("title", "")), f"{name}.{field} has no Chinese title: {spec}"
-    level = deps["report-incident"]._parameter_openapi_schema.model_dump()["definitions"]["IncidentLevel"]
-    assert "较大（Ⅲ级）" in level["enum"]  # operators pick Chinese labels
+        for model, definition in schema["definitions"].items():
+            for field, spec in definition.get("properties", {}).items():
+                assert _has_cjk(spec.get("title", "")), f"{name}: {model}.{field} has no Chinese title: {spec}"
+    report = deps["report-incident"]._parameter_openapi_schema.model_dump()["definitions"]
+    assert "较大（Ⅲ级）" in report["IncidentLevel"]["enum"]  # operators pick Chinese labels
+    fields = report["ReportIncidentRequest"]["properties"]
+    assert "SQ03 建设社区" in fields["unit"]["enum"] and "刘婷（东风社区 网络安全联络员）" in fields["actor"]["enum"]
+    assert "孙建华（街道网络安全和信息化领导小组办公室（网信办） 主要负责人、网信办）" in fields["actor"]["enum"]
+    assert "刘婷（东风社区 网络安全联络员）" in fields["involved_persons"]["items"]["enum"]
+    assert fields["discovered_at"]["format"] == fields["occurred_at"]["format"] == "date-time"  # pickers
+    assert fields["effective_at"]["format"] == "date-time"
+    req = ReportIncidentRequest.model_validate({
+        "actor": "刘婷（东风社区 网络安全联络员）", "unit": "SQ01 东风社区", "category": "malware", "level": "general",
+        "title": "t", "description": "d", "discovered_at": "2026-11-28T09:00:00+08:00",
+        "involved_persons": ["王磊（东风社区 网络安全负责人）"]})
+    assert (req.actor, req.unit, req.involved_persons) == ("p-liu-ting", "SQ01", ["p-wang-lei"])
     assert deps["sweep-deadlines"].schedules, "the sweep runs on a schedule"
     interval = deps["sweep-deadlines"].schedules[0].schedule.interval
     assert interval.total_seconds() == 60

@@ -1,0 +1,215 @@
+"""The operator's day in a real browser (issue #12): Debian's Chromium driven by Playwright
+against ``dutyflow serve`` on a free port.
+
+The 事件报告 is filed through the V2 form by picking the reporter and the unit from Chinese
+selects and the discovery time from the date-time picker; the run is picked up by the served
+runner and its case artifact shows the 文号. A refused entry (a discovery time in the future)
+ends the run Failed with one Chinese line and no traceback. The UI calls no outside host.
+Screenshots go to ``DUTYFLOW_SCREENSHOTS`` (default: the test's temporary directory); the
+README's are kept under docs/screenshots/.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from models.incident import MACHINE
+
+STATES = MACHINE.states
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _api(url: str, data: dict | None = None):
+    req = urllib.request.Request(url, data=json.dumps(data).encode() if data is not None else None,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read() or b"null")
+
+
+@pytest.fixture
+def served(db, tmp_path):
+    """``dutyflow serve`` on a free port (demo org loaded); yields (base url, log path)."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_") and k != "DUTYFLOW_NOW"}
+    env.update(DUTYFLOW_HOME=str(tmp_path / "home"))
+    log_path = tmp_path / "serve.log"
+    log = open(log_path, "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "deployments.cli", "serve", "--port", str(port)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, log_path.read_text()
+            try:
+                if len(_api(f"{base}/api/deployments/filter", {})) == 20 and "已启动" in log_path.read_text():
+                    break
+            except OSError:
+                pass
+            time.sleep(1)
+        else:
+            pytest.fail(f"dutyflow serve not ready: {log_path.read_text()}")
+        yield base, log_path
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _deployment_id(base: str, name: str) -> str:
+    return {d["name"]: d for d in _api(f"{base}/api/deployments/filter", {})}[name]["id"]
+
+
+def _wait_final(base: str, run_id: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = _api(f"{base}/api/flow_runs/{run_id}")
+        if run["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            return run
+        time.sleep(0.5)
+    pytest.fail(f"flow run {run_id} did not finish: {run['state_type']}")
+
+
+def _logs(base: str, run_id: str, containing: str = "") -> list[str]:
+    """The run's log lines (they reach the API a moment after the run ends: waits for one
+    ``containing`` the text given)."""
+    deadline = time.monotonic() + 20
+    while True:
+        rows = _api(f"{base}/api/logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200})
+        messages = [r["message"] for r in rows]
+        if any(containing in m for m in messages) or time.monotonic() > deadline:
+            return messages
+        time.sleep(0.5)
+
+
+def _pick(page, label: str, option: str) -> None:
+    page.get_by_label(f"Select {label}", exact=True).click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def _pick_time(page, label: str, when: datetime) -> None:
+    """The V2 date-time picker: the day in the calendar, then hour, minute (5-minute steps), AM/PM."""
+    page.get_by_label(label, exact=True).click()
+    pop = page.locator("[data-slot=popover-content]").last
+    month = pop.get_by_label("Choose the Month")
+    if month.count():
+        month.select_option(str(when.month - 1))
+        pop.get_by_label("Choose the Year").select_option(str(when.year))
+    pop.locator(f"td[data-day='{when:%Y-%m-%d}'] button").click()
+    columns = pop.locator("[data-slot=scroll-area]")
+    columns.nth(0).get_by_role("button", name=str(when.hour % 12 or 12), exact=True).click()
+    columns.nth(1).get_by_role("button", name=str(when.minute - when.minute % 5), exact=True).click()
+    columns.nth(2).get_by_role("button", name="AM" if when.hour < 12 else "PM", exact=True).click()
+    page.keyboard.press("Escape")
+
+
+def _fill_report(page, base: str, when: datetime, title: str) -> None:
+    page.goto(f"{base}/v2/deployments/deployment/{_deployment_id(base, 'report-incident')}/run",
+              wait_until="networkidle")
+    _pick(page, "操作人", "王磊（东风社区 网络安全负责人）")
+    _pick(page, "发生单位", "SQ01 东风社区")
+    _pick(page, "事件类别", "恶意程序感染")
+    _pick(page, "事件级别", "一般（Ⅳ级）")
+    page.get_by_label("事件标题", exact=True).fill(title)
+    page.get_by_label("事件概况", exact=True).fill("一台办公终端感染病毒，已断网隔离")
+    _pick_time(page, "发现时间", when)
+
+
+def _runs(base: str, deployment: str) -> set[str]:
+    return {r["id"] for r in _api(f"{base}/api/flow_runs/filter",
+                                  {"deployments": {"id": {"any_": [_deployment_id(base, deployment)]}}})}
+
+
+def _submit(page, base: str, deployment: str = "report-incident") -> str:
+    """Submit the form; returns the id of the run it created."""
+    before = _runs(base, deployment)
+    submit = page.get_by_role("button", name="Submit", exact=True)
+    submit.scroll_into_view_if_needed()
+    submit.click()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        new = _runs(base, deployment) - before
+        if new:
+            return new.pop()
+        time.sleep(0.3)
+    page.screenshot(path=str(Path(os.environ.get("DUTYFLOW_SCREENSHOTS", "/tmp")) / "no-run.png"), full_page=True)
+    pytest.fail("the form created no flow run")
+
+
+def test_an_operator_reports_an_incident_in_the_browser_and_a_refusal_reads_in_chinese(served, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "Debian's chromium is installed by deployments/system-packages.sh --test"
+    base, log_path = served
+    shots = Path(os.environ.get("DUTYFLOW_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    beijing = datetime.now(ZoneInfo("Asia/Shanghai"))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="zh-CN",
+                                timezone_id="Asia/Shanghai")
+        outside: list[str] = []
+        page.on("request", lambda r: outside.append(r.url)
+                if not r.url.startswith((base, "data:", "blob:")) else None)
+        try:
+            # 1. the form: pickers, filled as an operator would
+            _fill_report(page, base, beijing - timedelta(hours=3), "办公终端感染病毒")
+            page.screenshot(path=str(shots / "report-incident-form.png"), full_page=True)
+            run_id = _submit(page, base)
+            run = _wait_final(base, run_id)
+            assert run["state_type"] == "COMPLETED", (run["state"], _logs(base, run_id))
+            artifacts = _api(f"{base}/api/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run_id]}}})
+            [case] = [a for a in artifacts if a["type"] == "markdown"]
+            text = case["data"]  # readable: Chinese state, Beijing time, what the action caused, prose
+            assert f"- 状态：{STATES['reported']}" in text and f"- 办理时间：{beijing:%Y}年{beijing.month}月" in text
+            assert "## 发出的公文" in text and "东风社〔" in text and "## 待办时限" in text and "事件处置" in text
+            assert "```" not in text and "> 关于东风社区发生恶意程序感染事件的报告" in text
+            page.goto(f"{base}/v2/runs/flow-run/{run_id}", wait_until="networkidle")
+            page.get_by_role("tab", name="Artifacts").click()
+            card = page.get_by_text("事件报告：INC-", exact=False).first  # the card names the case and its 文号
+            card.wait_for(timeout=30_000)
+            assert "东风社〔" in card.inner_text()
+            card.click()
+            page.get_by_text("发出的公文", exact=False).first.wait_for(timeout=30_000)
+            page.get_by_text("东风社〔", exact=False).first.wait_for(timeout=30_000)
+            page.screenshot(path=str(shots / "report-incident-artifact.png"), full_page=True)
+
+            # 2. a refused entry: discovered in the future
+            _fill_report(page, base, beijing + timedelta(days=1), "明天才发现的事件")
+            bad_id = _submit(page, base)
+            bad = _wait_final(base, bad_id)
+            assert bad["state_type"] == "FAILED"
+            assert bad["state"]["message"].startswith("未办理（发现时间）："), bad["state"]["message"]
+            messages = _logs(base, bad_id, "未办理（发现时间）：")
+            assert any(m.startswith("未办理（发现时间）：") for m in messages), messages
+            assert not any("Traceback" in m for m in messages), "\n=====\n".join(messages)
+            page.goto(f"{base}/v2/runs/flow-run/{bad_id}", wait_until="networkidle")
+            page.get_by_text("未办理（发现时间）", exact=False).first.wait_for(timeout=30_000)
+            page.screenshot(path=str(shots / "report-incident-refused.png"), full_page=True)
+        finally:
+            browser.close()
+    assert outside == [], outside  # the UI calls no outside host (analytics included)
+    assert "Traceback" not in log_path.read_text()  # nor does the serve console show one
