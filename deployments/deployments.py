@@ -61,7 +61,8 @@ def refresh_forms(api_url: str | None = None) -> int:
                     dep = client.read_deployment_by_name(f"{fl.name}/{name}")
                 except Exception:  # not registered on this server (yet)
                     continue
-                client.update_deployment(dep.id, DeploymentUpdate(parameter_openapi_schema=form_schema(fl, values)))
+                client.update_deployment(dep.id, DeploymentUpdate(
+                    parameter_openapi_schema=form_schema(fl, values).model_dump(exclude_unset=True)))
                 updated += 1
     return updated
 

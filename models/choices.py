@@ -110,9 +110,12 @@ def choices(s: Session, on: date) -> dict[str, list[str]]:
 def apply_choices(schema: dict, values: dict[str, list[str]]) -> dict:
     """Fill ``enum`` of every property marked with :data:`CHOICE_KEY` (in place; lists get
     their ``items`` filled). A picker with fewer than two values stays a text field: the UI
-    renders a one-value enum as a JSON editor."""
+    renders a one-value enum as a JSON editor. An optional time picker loses its ``''``
+    default (the form validates it as a date-time; a field left empty means not given)."""
     for definition in [schema, *schema.get("definitions", {}).values()]:
         for prop in definition.get("properties", {}).values():
+            if prop.get("format") in ("date-time", "date") and prop.get("default") == "":
+                del prop["default"]  # '' is no date-time: the form would refuse to submit; left out means ''
             key = prop.get(CHOICE_KEY)
             if not key:
                 continue

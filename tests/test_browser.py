@@ -213,3 +213,22 @@ def test_an_operator_reports_an_incident_in_the_browser_and_a_refusal_reads_in_c
             browser.close()
     assert outside == [], outside  # the UI calls no outside host (analytics included)
     assert "Traceback" not in log_path.read_text()  # nor does the serve console show one
+
+    # 3. the organisation loaded again: the pickers of the served forms follow at once
+    import yaml
+
+    from conftest import DEMO_ORG_FILE
+
+    org = yaml.safe_load(DEMO_ORG_FILE.read_text(encoding="utf-8"))
+    org["persons"].append({"id": "p-new-liaison", "name": "新联络员", "channels": []})
+    org["posts"].append({"unit": "SQ02", "person": "p-new-liaison", "role": "liaison", "valid_from": "2026-01-01"})
+    path = tmp_path / "org.yaml"
+    path.write_text(yaml.safe_dump(org, allow_unicode=True), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env["DUTYFLOW_HOME"] = str(tmp_path / "home")
+    out = subprocess.run([sys.executable, "-m", "deployments.cli", "org", "load", str(path)], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "表单选项已更新" in out.stderr, out.stderr
+    deps = {d["name"]: d for d in _api(f"{base}/api/deployments/filter", {})}
+    actor = deps["report-incident"]["parameter_openapi_schema"]["definitions"]["ReportIncidentRequest"]["properties"]["actor"]
+    assert "新联络员（红旗社区 网络安全联络员）" in actor["enum"]

@@ -55,7 +55,7 @@ def test_deployment_forms_carry_chinese_titles_and_descriptions(org):
     assert "孙建华（街道网络安全和信息化领导小组办公室（网信办） 主要负责人、网信办）" in fields["actor"]["enum"]
     assert "刘婷（东风社区 网络安全联络员）" in fields["involved_persons"]["items"]["enum"]
     assert fields["discovered_at"]["format"] == fields["occurred_at"]["format"] == "date-time"  # pickers
-    assert fields["effective_at"]["format"] == "date-time"
+    assert fields["effective_at"]["format"] == "date-time" and "default" not in fields["effective_at"]  # '' is no date
     req = ReportIncidentRequest.model_validate({
         "actor": "刘婷（东风社区 网络安全联络员）", "unit": "SQ01 东风社区", "category": "malware", "level": "general",
         "title": "t", "description": "d", "discovered_at": "2026-11-28T09:00:00+08:00",
