@@ -64,6 +64,18 @@ def test_deployment_forms_carry_chinese_titles_and_descriptions(org):
     assert deps["sweep-deadlines"].schedules, "the sweep runs on a schedule"
     interval = deps["sweep-deadlines"].schedules[0].schedule.interval
     assert interval.total_seconds() == 60
+    # the every-minute sweep runs keep to their own tag; the operators' runs to theirs
+    assert deps["sweep-deadlines"].tags == ["dutyflow", "到期巡检"]
+    assert {tuple(d.tags) for n, d in deps.items() if n != "sweep-deadlines"} == {("dutyflow", "业务办理")}
+
+
+def test_serve_polls_every_second_and_prefect_keeps_runs_for_the_retention_period():
+    from deployments.settings import serve_settings
+
+    settings = serve_settings()
+    assert settings["PREFECT_RUNNER_POLL_FREQUENCY"] == "1"  # a run submitted in the UI starts at once
+    assert "flow_runs" in settings["PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED"].split(",")
+    assert settings["PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD"] == str(90 * 86400)
 
 
 def test_prefect_yaml_is_current_and_names_every_flow_with_its_schedule():
