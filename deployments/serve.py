@@ -79,7 +79,8 @@ def serve(host: str = "127.0.0.1", port: int = 4200, demo: bool = True) -> int:
         os.environ["PREFECT_API_URL"] = api_url
         _state_file().write_text(json.dumps({"api_url": api_url, "pid": os.getpid()}))
         ui = f"http://{host}:{port}"
-        print(f"dutyflow 已启动。界面：{ui}/v2 （旧版界面 {ui}/ ），API：{api_url}", flush=True)
+        # the old UI by one of its own pages: "/" goes to the default UI (V2) unless a cookie says otherwise
+        print(f"dutyflow 已启动。界面：{ui}/v2 （旧版界面 {ui}/dashboard ），API：{api_url}", flush=True)
         from prefect import serve as prefect_serve
 
         from deployments.deployments import build

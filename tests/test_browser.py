@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -209,12 +210,17 @@ def test_an_operator_reports_an_incident_in_the_browser_and_a_refusal_reads_in_c
             page.goto(f"{base}/v2/runs/flow-run/{bad_id}", wait_until="networkidle")
             page.get_by_text("未办理（发现时间）", exact=False).first.wait_for(timeout=30_000)
             page.screenshot(path=str(shots / "report-incident-refused.png"), full_page=True)
+            # 3. the old UI's link that serve prints opens the old UI (V1), not V2
+            old_ui = re.search(r"旧版界面 (\S+) ", log_path.read_text()).group(1)
+            page.goto(old_ui, wait_until="networkidle")
+            assert "/v2" not in page.url and page.url.startswith(base), page.url
+            assert page.evaluate("() => !!document.querySelector('#app')"), "the V1 (Vue) app is mounted"
         finally:
             browser.close()
     assert outside == [], outside  # the UI calls no outside host (analytics included)
     assert "Traceback" not in log_path.read_text()  # nor does the serve console show one
 
-    # 3. the organisation loaded again: the pickers of the served forms follow at once
+    # 4. the organisation loaded again: the pickers of the served forms follow at once
     import yaml
 
     from conftest import DEMO_ORG_FILE
