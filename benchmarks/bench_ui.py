@@ -17,35 +17,24 @@ when the target is met, 1 when it is missed, 2 when a run did not complete.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 TARGET_P50 = 3.0
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from deployments.serve import api_json, free_port, stop_process  # noqa: E402
 
 
-def _api(url: str, data: dict | None = None):
-    req = urllib.request.Request(url, data=json.dumps(data).encode() if data is not None else None,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return json.loads(resp.read() or b"null")
 
 
 class Sink:
@@ -84,7 +73,7 @@ def main() -> int:
     cli = [sys.executable, "-m", "deployments.cli"]
     subprocess.run([*cli, "init"], env=env, cwd=ROOT, check=True, capture_output=True)
     subprocess.run([*cli, "org", "load", str(org)], env=env, cwd=ROOT, check=True, capture_output=True)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}/api"
     log = open(home / "serve.log", "w+")
     proc = subprocess.Popen([*cli, "serve", "--port", str(port)], env=env, cwd=ROOT, stdout=log,
@@ -93,7 +82,7 @@ def main() -> int:
     try:
         while True:
             try:
-                deps = {d["name"]: d for d in _api(f"{base}/deployments/filter", {})}
+                deps = {d["name"]: d for d in api_json(f"{base}/deployments/filter", {})}
                 if len(deps) == 20 and "已启动" in (home / "serve.log").read_text():
                     break
             except OSError:
@@ -113,10 +102,10 @@ def main() -> int:
                                                time.gmtime(time.time() + 8 * 3600 - 600))}}
             seen = len(sink.arrivals)
             t0 = time.monotonic()
-            run = _api(f"{base}/deployments/{dep}/create_flow_run", {"parameters": params})
+            run = api_json(f"{base}/deployments/{dep}/create_flow_run", {"parameters": params})
             running = None
             while time.monotonic() - t0 < 60:
-                if running is None and _api(f"{base}/flow_runs/{run['id']}")["state_type"] in (
+                if running is None and api_json(f"{base}/flow_runs/{run['id']}")["state_type"] in (
                         "RUNNING", "COMPLETED", "FAILED", "CRASHED"):
                     running = time.monotonic() - t0
                 if len(sink.arrivals) > seen:
@@ -136,11 +125,7 @@ def main() -> int:
         print(f"{'PASS' if ok else 'MISS'}: submit → notification p50 < {TARGET_P50:g} s")
         return 0 if ok else 1
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
         log.close()
 
 

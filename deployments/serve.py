@@ -30,6 +30,33 @@ def _healthy(api_url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a serve started by tests and benchmarks)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def api_json(url: str, data: dict | None = None, timeout: float = 10):
+    """GET (or POST ``data`` as JSON to) a Prefect API address; the decoded JSON answer."""
+    req = urllib.request.Request(url, data=json.dumps(data).encode() if data is not None else None,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.loads(resp.read() or b"null")
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 60) -> None:
+    """Stop a ``dutyflow serve`` started as a child: Ctrl-C (it stops cleanly), then kill."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def running_api_url() -> str | None:
     """The API address of a `dutyflow serve` running for this DUTYFLOW_HOME, if it answers."""
     path = _state_file()

@@ -10,16 +10,12 @@ README's are kept under docs/screenshots/.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -27,29 +23,19 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from models.incident import MACHINE
+from deployments.serve import api_json, free_port, stop_process
 
 STATES = MACHINE.states
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _api(url: str, data: dict | None = None):
-    req = urllib.request.Request(url, data=json.dumps(data).encode() if data is not None else None,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return json.loads(resp.read() or b"null")
 
 
 @pytest.fixture
 def served(db, tmp_path):
     """``dutyflow serve`` on a free port (demo org loaded); yields (base url, log path)."""
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_") and k != "DUTYFLOW_NOW"}
     env.update(DUTYFLOW_HOME=str(tmp_path / "home"))
     log_path = tmp_path / "serve.log"
@@ -62,7 +48,7 @@ def served(db, tmp_path):
         while time.monotonic() < deadline:
             assert proc.poll() is None, log_path.read_text()
             try:
-                if len(_api(f"{base}/api/deployments/filter", {})) == 20 and "已启动" in log_path.read_text():
+                if len(api_json(f"{base}/api/deployments/filter", {})) == 20 and "已启动" in log_path.read_text():
                     break
             except OSError:
                 pass
@@ -71,23 +57,18 @@ def served(db, tmp_path):
             pytest.fail(f"dutyflow serve not ready: {log_path.read_text()}")
         yield base, log_path
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         log.close()
 
 
 def _deployment_id(base: str, name: str) -> str:
-    return {d["name"]: d for d in _api(f"{base}/api/deployments/filter", {})}[name]["id"]
+    return {d["name"]: d for d in api_json(f"{base}/api/deployments/filter", {})}[name]["id"]
 
 
 def _wait_final(base: str, run_id: str, timeout: float = 120) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        run = _api(f"{base}/api/flow_runs/{run_id}")
+        run = api_json(f"{base}/api/flow_runs/{run_id}")
         if run["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
             return run
         time.sleep(0.5)
@@ -99,7 +80,7 @@ def _logs(base: str, run_id: str, containing: str = "") -> list[str]:
     ``containing`` the text given)."""
     deadline = time.monotonic() + 20
     while True:
-        rows = _api(f"{base}/api/logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200})
+        rows = api_json(f"{base}/api/logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200})
         messages = [r["message"] for r in rows]
         if any(containing in m for m in messages) or time.monotonic() > deadline:
             return messages
@@ -140,7 +121,7 @@ def _fill_report(page, base: str, when: datetime, title: str) -> None:
 
 
 def _runs(base: str, deployment: str) -> set[str]:
-    return {r["id"] for r in _api(f"{base}/api/flow_runs/filter",
+    return {r["id"] for r in api_json(f"{base}/api/flow_runs/filter",
                                   {"deployments": {"id": {"any_": [_deployment_id(base, deployment)]}}})}
 
 
@@ -182,7 +163,7 @@ def test_an_operator_reports_an_incident_in_the_browser_and_a_refusal_reads_in_c
             run_id = _submit(page, base)
             run = _wait_final(base, run_id)
             assert run["state_type"] == "COMPLETED", (run["state"], _logs(base, run_id))
-            artifacts = _api(f"{base}/api/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run_id]}}})
+            artifacts = api_json(f"{base}/api/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run_id]}}})
             [case] = [a for a in artifacts if a["type"] == "markdown"]
             text = case["data"]  # readable: Chinese state, Beijing time, what the action caused, prose
             assert f"- 状态：{STATES['reported']}" in text and f"- 办理时间：{beijing:%Y}年{beijing.month}月" in text
@@ -235,6 +216,6 @@ def test_an_operator_reports_an_incident_in_the_browser_and_a_refusal_reads_in_c
     out = subprocess.run([sys.executable, "-m", "deployments.cli", "org", "load", str(path)], env=env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "表单选项已更新" in out.stderr, out.stderr
-    deps = {d["name"]: d for d in _api(f"{base}/api/deployments/filter", {})}
+    deps = {d["name"]: d for d in api_json(f"{base}/api/deployments/filter", {})}
     actor = deps["report-incident"]["parameter_openapi_schema"]["definitions"]["ReportIncidentRequest"]["properties"]["actor"]
     assert "新联络员（红旗社区 网络安全联络员）" in actor["enum"]

@@ -1,18 +1,16 @@
 """Prefect-level checks: deployment forms (Chinese titles) and `dutyflow serve` as a process."""
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
 
 from flows.registry import flows
+from deployments.serve import api_json, free_port
 
 #: Every flow = deployment = `dutyflow run` name of SPEC §5.
 SPEC_FLOWS = {
@@ -98,21 +96,10 @@ def test_prefect_yaml_is_current_and_names_every_flow_with_its_schedule():
     assert sum(bool(d["schedules"]) for d in deps.values()) == 2
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url: str, data: dict | None = None):
-    req = urllib.request.Request(url, data=json.dumps(data).encode() if data is not None else None,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return json.loads(resp.read() or b"null")
 
 
 def test_serve_starts_lists_deployments_and_stops_on_sigint(db, tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(DUTYFLOW_HOME=str(tmp_path / "serve-home"))
     log = open(tmp_path / "serve.log", "w+")
@@ -125,22 +112,22 @@ def test_serve_starts_lists_deployments_and_stops_on_sigint(db, tmp_path):
         while time.monotonic() < deadline and names != SPEC_FLOWS:
             assert proc.poll() is None, (tmp_path / "serve.log").read_text()
             try:
-                names = {d["name"] for d in _get(f"{api}/deployments/filter", {})}
+                names = {d["name"] for d in api_json(f"{api}/deployments/filter", {})}
             except OSError:
                 pass
             time.sleep(1)
         assert names == SPEC_FLOWS, (tmp_path / "serve.log").read_text()
-        assert _get(f"{api}/health") is True
-        assert _get(f"http://127.0.0.1:{port}/ui-settings")["api_url"] == api  # UI calls this port
+        assert api_json(f"{api}/health") is True
+        assert api_json(f"http://127.0.0.1:{port}/ui-settings")["api_url"] == api  # UI calls this port
         printed = (tmp_path / "serve.log").read_text()
         assert f"http://127.0.0.1:{port}" in printed
-        deps = {d["name"]: d for d in _get(f"{api}/deployments/filter", {})}
+        deps = {d["name"]: d for d in api_json(f"{api}/deployments/filter", {})}
         defs = deps["report-incident"]["parameter_openapi_schema"]["definitions"]
         assert defs["ReportIncidentRequest"]["properties"]["unit"]["title"] == "发生单位"
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=90) == 0
         with pytest.raises(OSError):
-            _get(f"{api}/health")
+            api_json(f"{api}/health")
         assert not (tmp_path / "serve-home" / "serve.json").exists()
     finally:
         if proc.poll() is None:
