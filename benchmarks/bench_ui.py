@@ -59,6 +59,18 @@ class Sink:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
+def _state(base: str, run_id: str) -> str:
+    """The run's state type ('' while the server answers 503: its SQLite busy for a moment)."""
+    import urllib.error
+
+    try:
+        return api_json(f"{base}/flow_runs/{run_id}")["state_type"]
+    except urllib.error.HTTPError as exc:
+        if exc.code == 503:
+            return ""
+        raise
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=10)
@@ -105,12 +117,11 @@ def main() -> int:
             run = api_json(f"{base}/deployments/{dep}/create_flow_run", {"parameters": params})
             running = None
             while time.monotonic() - t0 < 60:
-                if running is None and api_json(f"{base}/flow_runs/{run['id']}")["state_type"] in (
-                        "RUNNING", "COMPLETED", "FAILED", "CRASHED"):
+                if running is None and _state(base, run["id"]) in ("RUNNING", "COMPLETED", "FAILED", "CRASHED"):
                     running = time.monotonic() - t0
                 if len(sink.arrivals) > seen:
                     break
-                time.sleep(0.05)
+                time.sleep(0.1)
             else:
                 print(f"run {i}: no notification within 60 s")
                 return 2
