@@ -70,7 +70,7 @@ def _weasyprint():
         ) from None
     if _cjk_fonts() == ():
         raise DomainError(
-            f"PDF 输出需要中文字体，本机没有（apt-get install fonts-noto-cjk fonts-arphic-ukai）", "--format"
+            "PDF 输出需要中文字体，本机没有（apt-get install fonts-noto-cjk fonts-arphic-ukai）", "--format"
         )
     return weasyprint
 
