@@ -71,6 +71,20 @@ def _state(base: str, run_id: str) -> str:
         raise
 
 
+def _state_reached(base: str, run_id: str, state_type: str) -> float:
+    """When (epoch seconds, by the server's record) the run entered ``state_type``."""
+    from datetime import datetime
+
+    for _ in range(50):
+        try:
+            states = api_json(f"{base}/flow_run_states/?flow_run_id={run_id}")
+            stamp = next(s["timestamp"] for s in states if s["type"] == state_type)
+            return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+        except (OSError, StopIteration):
+            time.sleep(0.2)
+    raise RuntimeError(f"run {run_id} never reached {state_type}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=10)
@@ -78,6 +92,7 @@ def main() -> int:
     sink = Sink()
     home = Path(tempfile.mkdtemp(prefix="dutyflow-bench-ui-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_") and k != "DUTYFLOW_NOW"}
+    env["PREFECT_API_LOG_RETRYABLE_ERRORS"] = "true"  # a 503 (SQLite busy) is logged: counted below
     env.update(DUTYFLOW_HOME=str(home), DUTYFLOW_DATABASE_URL=f"sqlite:///{home / 'dutyflow.db'}")
     org = home / "org.yaml"
     org.write_text((ROOT / "deployments" / "demo_org.yaml").read_text(encoding="utf-8")
@@ -105,7 +120,7 @@ def main() -> int:
             time.sleep(1)
         print(f"dutyflow serve ready in {time.monotonic() - started:.1f} s")
         dep = deps["report-incident"]["id"]
-        to_running, to_sink = [], []
+        to_running, to_sink, to_pending = [], [], []
         for i in range(args.runs):
             params = {"request": {
                 "actor": "王磊（东风社区 网络安全负责人）", "unit": "SQ01 东风社区", "category": "恶意程序感染",
@@ -113,7 +128,7 @@ def main() -> int:
                 "discovered_at": time.strftime("%Y-%m-%dT%H:%M:%S+08:00",
                                                time.gmtime(time.time() + 8 * 3600 - 600))}}
             seen = len(sink.arrivals)
-            t0 = time.monotonic()
+            wall0, t0 = time.time(), time.monotonic()
             run = api_json(f"{base}/deployments/{dep}/create_flow_run", {"parameters": params})
             running = None
             while time.monotonic() - t0 < 60:
@@ -126,12 +141,16 @@ def main() -> int:
                 print(f"run {i}: no notification within 60 s")
                 return 2
             to_running.append(running or sink.arrivals[seen] - t0)
+            to_pending.append(_state_reached(base, run["id"], "PENDING") - wall0)
             to_sink.append(sink.arrivals[seen] - t0)
             time.sleep(1.5)  # the next operator, a moment later
         p50, p90 = statistics.median(to_sink), sorted(to_sink)[int(0.9 * (len(to_sink) - 1))]
+        print(f"submit → runner took it:    p50 {statistics.median(to_pending):.2f} s, max {max(to_pending):.2f} s")
         print(f"submit → run started:       p50 {statistics.median(to_running):.2f} s, max {max(to_running):.2f} s")
         print(f"submit → notification sink: p50 {p50:.2f} s, p90 {p90:.2f} s, max {max(to_sink):.2f} s "
               f"({len(to_sink)} runs)")
+        busy = (home / "serve.log").read_text().count("Encountered retryable exception")
+        print(f"Prefect server answered 503 (database busy) {busy} times")
         ok = p50 < TARGET_P50
         print(f"{'PASS' if ok else 'MISS'}: submit → notification p50 < {TARGET_P50:g} s")
         return 0 if ok else 1

@@ -87,9 +87,8 @@ def serve(host: str = "127.0.0.1", port: int = 4200, demo: bool = True) -> int:
     os.environ["PREFECT_UI_STATIC_DIRECTORY"] = str(home() / "ui")  # our copy of the UI: see offline_ui()
     os.environ.pop("PREFECT_API_URL", None)
     server = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port),
-         "--no-services"] if os.environ.get("DUTYFLOW_SERVE_NO_SERVICES") else
-        [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],
+        [sys.executable, "-m", "deployments.prefect_server", "server", "start", "--host", host,
+         "--port", str(port), *(["--no-services"] if os.environ.get("DUTYFLOW_SERVE_NO_SERVICES") else [])],
         env=os.environ.copy(), start_new_session=True,
     )
     try:
@@ -108,13 +107,12 @@ def serve(host: str = "127.0.0.1", port: int = 4200, demo: bool = True) -> int:
         ui = f"http://{host}:{port}"
         # the old UI by one of its own pages: "/" goes to the default UI (V2) unless a cookie says otherwise
         print(f"dutyflow 已启动。界面：{ui}/v2 （旧版界面 {ui}/dashboard ），API：{api_url}", flush=True)
-        from prefect import serve as prefect_serve
-
+        from deployments import fast_start
         from deployments.deployments import build
 
         deployments = build()
         threading.Thread(target=_keep_forms_current, args=(api_url,), daemon=True, name="form-choices").start()
-        prefect_serve(*deployments, pause_on_shutdown=False, print_starting_message=True)
+        fast_start.serve(deployments)
     except KeyboardInterrupt:
         pass
     finally:

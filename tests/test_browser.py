@@ -203,7 +203,11 @@ def test_an_operator_reports_an_incident_in_the_browser_and_a_refusal_reads_in_c
         finally:
             browser.close()
     assert outside == [], outside  # the UI calls no outside host (analytics included)
-    assert "Traceback" not in log_path.read_text()  # nor does the serve console show one
+    console = log_path.read_text()
+    assert "Traceback" not in console  # nor does the serve console show one
+    # runs start as forks of the preloaded fork server (deployments/fast_start.py), not as a new
+    # interpreter loading the flow from its entrypoint ("Downloading flow code from storage")
+    assert "Beginning flow run" in console and "Downloading flow code" not in console
 
     # 4. the organisation loaded again: the pickers of the served forms follow at once
     import yaml

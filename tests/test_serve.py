@@ -134,3 +134,51 @@ def test_serve_starts_lists_deployments_and_stops_on_sigint(db, tmp_path):
             proc.kill()
             proc.wait()
         log.close()
+
+
+def test_the_served_prefect_sqlite_queues_writers_instead_of_answering_busy(tmp_path, monkeypatch):
+    """Prefect's DEFERRED SQLite transactions that read, then write while another connection
+    wrote, fail at once ("database is locked": a 503 and an error toast in the UI). The server
+    of `dutyflow serve` begins them IMMEDIATE (deployments/prefect_server.py): they queue."""
+    import asyncio
+
+    from sqlalchemy import text
+    from prefect.server.database import configurations as conf
+
+    from deployments.prefect_server import writers_queue_on_sqlite
+
+    def scenario(name: str) -> tuple[int, list[str]]:
+        async def run():
+            config = conf.AioSqliteConfiguration(connection_url=f"sqlite+aiosqlite:///{tmp_path / name}",
+                                                 timeout=30)
+            engine = await config.engine()
+            async with engine.begin() as c:
+                await c.execute(text("CREATE TABLE t (x INTEGER)"))
+            errors: list[str] = []
+
+            async def writer(i: int):
+                session = await config.session(engine)
+                try:
+                    async with session:
+                        async with config.begin_transaction(session):
+                            await session.execute(text("SELECT count(*) FROM t"))
+                            await asyncio.sleep(0.05)  # the others read meanwhile
+                            await session.execute(text("INSERT INTO t VALUES (:i)"), {"i": i})
+                except Exception as exc:  # noqa: BLE001 - what the API would answer 503 for
+                    errors.append(str(exc).splitlines()[0])
+
+            await asyncio.gather(*(writer(i) for i in range(6)))
+            async with engine.connect() as c:
+                rows = (await c.execute(text("SELECT count(*) FROM t"))).scalar_one()
+            await engine.dispose()
+            return rows, errors
+
+        return asyncio.run(run())
+
+    rows, errors = scenario("as-prefect-has-it.db")
+    assert errors and all("database is locked" in e for e in errors) and rows == 6 - len(errors)
+    # restore Prefect's own method when the test ends: the test harness's server shares the class
+    monkeypatch.setattr(conf.AioSqliteConfiguration, "begin_transaction",
+                        conf.AioSqliteConfiguration.begin_transaction)
+    writers_queue_on_sqlite()
+    assert scenario("served.db") == (6, [])
