@@ -17,8 +17,68 @@ from models.errors import DomainError
 DEMO_ORG = Path(__file__).resolve().parent / "demo_org.yaml"
 
 
+def _plain(obj: Any) -> Any:
+    """``obj`` as strict JSON values: a time as ISO-8601 in Beijing time, a date as
+    ``YYYY-MM-DD``, a Decimal as a number, an enum by its id, a NaN or infinite number (not
+    JSON) as null, anything else unknown as its text."""
+    import math
+    from datetime import date, datetime
+    from decimal import Decimal
+    from enum import Enum
+
+    from models.clock import iso
+
+    if obj is None or isinstance(obj, (bool, str, int)) and not isinstance(obj, Enum):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k if type(k) is str else str(_plain(k)): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, datetime):
+        return iso(obj)
+    if isinstance(obj, date):
+        return obj.isoformat()
+    if isinstance(obj, Decimal):
+        return None if not obj.is_finite() else int(obj) if obj == obj.to_integral_value() else float(obj)
+    if isinstance(obj, Enum):
+        from models.labels import LabeledEnum
+
+        return obj.name if isinstance(obj, LabeledEnum) else _plain(obj.value)
+    return str(obj)
+
+
+def _json_text(obj: Any, indent: int | None = 2) -> str:
+    """Strict JSON (no NaN or Infinity, only JSON types): every JSON the CLI prints."""
+    return json.dumps(_plain(obj), ensure_ascii=False, indent=indent, allow_nan=False)
+
+
 def _print_json(obj: Any) -> None:
-    print(json.dumps(obj, ensure_ascii=False, indent=2, default=str))
+    print(_json_text(obj))
+
+
+def _refuse_constant(name: str):
+    """json's ``parse_constant``: NaN and ±Infinity are not JSON; kept as a marker that the
+    request check refuses, naming the field."""
+    from models.requests import NonJSONNumber
+
+    return NonJSONNumber(name)
+
+
+def _read_params(text: str) -> Any:
+    """``--params``: at most the policy's ``requests.max_kb``, strict JSON."""
+    from models.requests import max_request_bytes, too_large
+
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > max_request_bytes():
+        raise DomainError(too_large(size, "--params 共"), "--params")
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise DomainError("不是有效的 JSON：嵌套过深", "--params") from None
+    except ValueError as exc:
+        raise DomainError(f"不是有效的 JSON：{exc}", "--params") from None
 
 
 def _read_data_file(path: str) -> tuple[dict, str]:
@@ -29,11 +89,16 @@ def _read_data_file(path: str) -> tuple[dict, str]:
         raise DomainError(f"文件不存在：{path}", "FILE")
     raw = p.read_text(encoding="utf-8")
     try:
-        data = json.loads(raw) if p.suffix == ".json" else yaml.safe_load(raw)
+        data = json.loads(raw, parse_constant=_refuse_constant) if p.suffix == ".json" else yaml.safe_load(raw)
+    except RecursionError:
+        raise DomainError(f"无法解析 {path}：嵌套过深", "FILE") from None
     except (ValueError, yaml.YAMLError) as exc:
         raise DomainError(f"无法解析 {path}：{exc}", "FILE") from None
     if not isinstance(data, dict):
         raise DomainError(f"{path} 顶层应为映射（units/persons/posts 等）", "FILE")
+    from models.requests import screen_file
+
+    screen_file(data, p.name)  # NUL (PostgreSQL refuses it), control characters, NaN/Infinity
     return data, raw
 
 
@@ -76,7 +141,7 @@ def cmd_org(args) -> int:
         data, raw = _read_data_file(args.file)
         with session() as s:
             counts = load_org(s, data, raw)
-        print(json.dumps(counts, ensure_ascii=False))
+        print(_json_text(counts, indent=None))
         _refresh_running_forms()
         return 0
     with session() as s:
@@ -103,7 +168,7 @@ def cmd_calendar(args) -> int:
             result = load_calendar_file(s, args.file)
         # deadlines computed for that year with a guessed calendar; 期限调整通知 where they moved
         result["deadlines"] = reconfirm_deadlines(result["year"], result["source"])
-        print(json.dumps(result, ensure_ascii=False, default=str))
+        print(_json_text(result, indent=None))
         return 0
     with session() as s:
         rows = year_rows(s, args.year)
@@ -133,10 +198,7 @@ def _use_prefect_api() -> str:
 
 
 def cmd_run(args) -> int:
-    try:
-        params = json.loads(args.params) if args.params else {}
-    except ValueError as exc:
-        raise DomainError(f"不是有效的 JSON：{exc}", "--params") from None
+    params = _read_params(args.params) if args.params else {}
     from deployments.settings import apply_offline_settings
 
     apply_offline_settings()
@@ -267,13 +329,33 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_audit(args) -> int:
-    from models.audit import verify
+    """``audit verify``: exit 0 when the chain and every anchor check out, else 1 with the
+    first problem. ``audit anchor``: sign the chain's head into an anchor file (after a full
+    verify: a broken chain is not anchored)."""
+    from models.audit import AnchorRefused, verify, write_anchor
     from models.db import session
 
     with session() as s:
-        ok, message = verify(s)
-    print(message)
-    return 0 if ok else 1
+        ok, message = verify(s, getattr(args, "anchor", None) or ())
+        if args.audit_cmd == "verify":
+            print(message)
+            return 0 if ok else 1
+        if not ok:
+            print(f"审计链未通过核验，未生成锚点：{message}")
+            return 1
+        try:
+            written = write_anchor(s, args.out)
+        except AnchorRefused as exc:
+            print(f"未生成锚点：{exc}")
+            return 1
+    if written is None:
+        print("审计链还没有事件，未生成锚点")
+        return 0
+    path, anchor = written
+    print(f"外部锚点已写入 {path}（事件 {anchor['last_id']}，共 {anchor['events']} 条事件，{anchor['made_at']}）。"
+          f"请将此文件另存到本机以外（打印、移动介质或报送纪工委），"
+          f"核验时用 dutyflow audit verify --anchor 文件；签名密钥勿与数据库放在一起备份")
+    return 0
 
 
 def cmd_notice(args) -> int:
@@ -289,6 +371,37 @@ def cmd_notice(args) -> int:
     Path(args.out).write_bytes(content)
     print(f"{notice.id} {notice.doc_number or ''} → {args.out} ({args.format}, {len(content):,} bytes)")
     return 0
+
+
+def cmd_outbox(args) -> int:
+    """``outbox``: the notifications whose outcome is unknown (结果不明: the request left, no
+    answer came), oldest first; ``outbox settle ID --delivered|--resend --actor P`` records
+    what the recipient said (an audit event on the case)."""
+    from models.clock import beijing, iso
+    from tasks.notify import mask, settle, unconfirmed
+
+    if args.outbox_cmd == "settle":
+        row = settle(args.notification_id, delivered=args.delivered, actor=args.actor)
+        print(f"通知 #{row.id}（{row.notice_id} → {row.person}）：" + ("已记为送达" if args.delivered else "将在下次投递时重新发送"))
+        return 0
+    rows = unconfirmed(args.case)
+    if args.json:
+        _print_json([{"id": r.id, "case": r.case_id, "notice": r.notice_id, "person": r.person,
+                      "channel": mask(r.channel), "left_at": iso(r.send_started_at), "error": r.last_error}
+                     for r in rows])
+        return 0
+    for r in rows:
+        left = beijing(r.send_started_at) if r.send_started_at else "（时间不明）"
+        print(f"#{r.id} {r.case_id} {r.notice_id} → {r.person} {mask(r.channel)} 发出于{left}：{r.last_error}")
+    print(f"结果不明的通知 {len(rows)} 条" + ("：向收件人核实后用 dutyflow outbox settle ID --delivered 或 --resend 处理"
+                                        if rows else ""))
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    from deployments.doctor import main as doctor
+
+    return doctor(as_json=args.json)
 
 
 def cmd_serve(args) -> int:
@@ -392,7 +505,11 @@ def parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("audit", help="audit log")
     asub = sp.add_subparsers(dest="audit_cmd", required=True)
-    asub.add_parser("verify")
+    a = asub.add_parser("verify", help="check the hash chain and every external anchor")
+    a.add_argument("--anchor", action="append", metavar="FILE",
+                   help="an anchor file to check (repeatable), besides those in DUTYFLOW_HOME/anchors/")
+    a = asub.add_parser("anchor", help="sign the chain's head into an external anchor file")
+    a.add_argument("--out", metavar="FILE", help="default: DUTYFLOW_HOME/anchors/audit-anchor-<last_id>.json")
     sp.set_defaults(func=cmd_audit)
 
     sp = sub.add_parser("notice", help="official notices")
@@ -407,6 +524,22 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--host", default="127.0.0.1")
     sp.add_argument("--port", type=int, default=4200)
     sp.set_defaults(func=cmd_serve)
+
+    sp = sub.add_parser("outbox", help="notifications whose outcome is unknown (结果不明), and settling them")
+    sp.add_argument("--case", help="only this case")
+    sp.add_argument("--json", action="store_true")
+    obsub = sp.add_subparsers(dest="outbox_cmd")
+    o = obsub.add_parser("settle", help="record what the recipient said: --delivered, or --resend")
+    o.add_argument("notification_id", type=int)
+    how = o.add_mutually_exclusive_group(required=True)
+    how.add_argument("--delivered", action="store_true", help="the recipient has it: record it sent")
+    how.add_argument("--resend", action="store_true", help="the recipient does not have it: send it again")
+    o.add_argument("--actor", required=True, help="person id of whoever checked with the recipient")
+    sp.set_defaults(func=cmd_outbox)
+
+    sp = sub.add_parser("doctor", help="is this installation ready? database, migrations, Prefect, calendar, channels, fonts")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_doctor)
     return p
 
 

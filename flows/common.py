@@ -42,6 +42,89 @@ def flow_run_id() -> str | None:
     return str(flow_run.id) if flow_run.id else None
 
 
+# ---------------------------------------------------------------- classified (涉密) cases in Prefect
+
+#: What Prefect keeps instead of the free text of a classified case's request.
+CLASSIFIED_TEXT = "（涉密内容不在 Prefect 中保存）"
+#: What artifacts and run logs show instead of a classified case's or notice's title.
+CLASSIFIED_TITLE = "（涉密事项）"
+
+
+def free_text(info: Any) -> bool:
+    """A request field holds free text (a title, facts, an opinion, …): a ``str`` or
+    ``list[str]`` field that is neither a pick (unit, person, case: its id) nor a time or date."""
+    from typing import get_args, get_origin
+
+    from pydantic.functional_validators import BeforeValidator
+
+    from models.choices import CHOICE_KEY
+
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    if CHOICE_KEY in extra or "format" in extra or any(isinstance(m, BeforeValidator) for m in info.metadata):
+        return False
+    ann = info.annotation
+    return ann is str or (get_origin(ann) is list and get_args(ann) == (str,))
+
+
+def redacted(request: Any) -> dict[str, Any]:
+    """The request as JSON with every free-text value (nested ones too) replaced by
+    :data:`CLASSIFIED_TEXT`; ids, choices, times, figures and flags are kept."""
+    from pydantic import BaseModel
+
+    out = request.model_dump(mode="json")
+    for name, info in type(request).model_fields.items():
+        value = getattr(request, name)
+        if isinstance(value, BaseModel):
+            out[name] = redacted(value)
+        elif isinstance(value, list) and any(isinstance(v, BaseModel) for v in value):
+            out[name] = [redacted(v) if isinstance(v, BaseModel) else j for v, j in zip(value, out[name])]
+        elif free_text(info) and value:
+            out[name] = CLASSIFIED_TEXT if isinstance(value, str) else [CLASSIFIED_TEXT] * len(value)
+    return out
+
+
+def classified_request(request: Any, result: Result | None = None) -> bool:
+    """The action concerns a classified case: its result is one, or (refused) the request
+    says so (``classified``) or names a classified case (``case_id``)."""
+    if result is not None:
+        return bool(result.case.classified)
+    if getattr(request, "classified", False):
+        return True
+    case_id = getattr(request, "case_id", "")
+    if not case_id:
+        return False
+    from models.case import Case
+    from models.db import session
+
+    with session() as s:
+        case = s.get(Case, case_id)
+        return bool(case is not None and case.classified)
+
+
+def redact_run_parameters(request: Any) -> None:
+    """Replace this flow run's parameters in Prefect (what the operator typed in the form)
+    by :func:`redacted`: the domain database keeps the request, Prefect keeps no free text
+    of a classified case. Outside a flow run there is nothing to replace."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+
+    run_id = flow_run_id()
+    if not run_id:
+        return
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(UUID(run_id), parameters={"request": redacted(request)})
+    except Exception as exc:  # the action is done: say so (without content) rather than fail it
+        get_run_logger().error("%s：未能清除本次运行参数中的涉密内容（%s），请管理员在 Prefect 中删除本次运行记录",
+                               CLASSIFIED_TITLE, type(exc).__name__)
+
+
+def shown_title(item: Any) -> str:
+    """A case's or a notice's title as artifacts and run logs show it (hidden when classified)."""
+    return CLASSIFIED_TITLE if item.classified else item.title
+
+
 @task(name="deliver-notifications", retries=0)
 def deliver_notifications(notice_ids: list[str]) -> dict:
     """按通知单发送（Apprise）；结果逐人记录，失败的由定时巡检按退避重发。
@@ -54,7 +137,7 @@ def deliver_notifications(notice_ids: list[str]) -> dict:
     from models.notice import Notification
     from tasks.notify import deliver
 
-    counts = {"sent": 0, "failed": 0, "skipped": 0}
+    counts = {"sent": 0, "failed": 0, "unconfirmed": 0, "skipped": 0}
     if not notice_ids:
         return counts
     with session() as s:
@@ -103,7 +186,7 @@ def publish_case(result: Result, headline: str) -> None:
 
     case = result.case
     state = machines()[case.kind].states.get(case.state, case.state)
-    lines = [f"# {headline}", "", f"- 案件：**{case.id}** {'（涉密事项）' if case.classified else case.title}",
+    lines = [f"# {headline}", "", f"- 案件：**{case.id}** {shown_title(case)}",
              f"- 状态：{state}", f"- 办理时间：{when_text(case.updated_at)}"]
     if pinned_note():
         lines.append(f"- {pinned_note()}")
@@ -112,13 +195,13 @@ def publish_case(result: Result, headline: str) -> None:
     deadlines, proposals = _consequences(case)
     if result.notices:
         lines += ["", "## 发出的公文", ""]
-        lines += [f"- {n.doc_number or '（不编号）'} {n.title}，发送{len(n.recipients)}人" for n in result.notices]
+        lines += [f"- {n.doc_number or '（不编号）'} {shown_title(n)}，发送{len(n.recipients)}人" for n in result.notices]
     if deadlines:
         lines += ["", "## 待办时限", "", *deadlines]
     if proposals:
         lines += ["", "## 自动提出的问责建议", "", *proposals]
     for n in result.notices:
-        lines += ["", f"## {n.title}", ""]
+        lines += ["", f"## {n.doc_number + ' ' if n.classified and n.doc_number else ''}{shown_title(n)}", ""]
         if n.classified:
             lines.append("（涉密，内容不在此显示）")
         else:  # one quoted paragraph per line of the notice: wraps on screen, keeps its line breaks
@@ -126,7 +209,7 @@ def publish_case(result: Result, headline: str) -> None:
     numbers = "、".join(n.doc_number for n in result.notices if n.doc_number)
     create_markdown_artifact("\n".join(lines), description=f"{headline}：{case.id}" + (f"（{numbers}）" if numbers else ""))
     log = get_run_logger()
-    for line in [*(f"发出公文：{n.doc_number or '（不编号）'} {n.title}" for n in result.notices),
+    for line in [*(f"发出公文：{n.doc_number or '（不编号）'} {shown_title(n)}" for n in result.notices),
                  *(f"待办时限：{d[2:]}" for d in deadlines), *(f"自动提出{p[2:]}" for p in proposals)]:
         log.info("%s%s", pinned_note(), line)
 
@@ -149,20 +232,30 @@ def refused(out: Any) -> bool:
 def run_action(core: Callable[..., Result | None], request: Any, headline: str) -> dict[str, Any]:
     """Apply one domain action, deliver its notifications, publish, return the result. A
     refusal ends the run Failed with one Chinese line (the caller of the flow gets the
-    DomainError back); nothing was written."""
+    DomainError back); nothing was written. An action on a classified case (or a refused
+    one that says it is classified) leaves no free text in Prefect: the run's parameters
+    are replaced by a redacted copy as soon as the core has stored the request, and the
+    artifact and the log lines show no title, content or warning text."""
     log = get_run_logger()
     try:
         result = core(request, flow_run_id())
     except DomainError as exc:
         message = refusal(request, exc)
         log.error("%s%s", pinned_note(), message)
+        if classified_request(request):
+            redact_run_parameters(request)
         return Failed(message=message, data=exc)
+    if classified_request(request, result):  # stored in the domain database: Prefect keeps none of it
+        redact_run_parameters(request)
     out: dict[str, Any] = result.summary()
     out["warnings"] = list(result.case.warnings)
     note = pinned_note()
     log.info("%s%s → %s %s", note, headline, result.case.id, result.case.state)
-    for w in result.case.warnings:
-        log.warning("%s%s", note, w)
+    if result.case.classified and result.case.warnings:
+        log.warning("%s%s：有 %d 条提示，请登录系统查看", note, CLASSIFIED_TITLE, len(result.case.warnings))
+    else:
+        for w in result.case.warnings:
+            log.warning("%s%s", note, w)
     out["delivery"] = deliver_notifications([n.id for n in result.notices])
     publish_case(result, headline)
     return out

@@ -57,6 +57,7 @@ def refresh_ledger() -> int:
     from models import policy
     from models.db import session
     from tasks.ledger import ledger_rows, overdue_counts
+    from tasks.notify import unconfirmed_count
 
     limit = policy.get("sweep", "ledger_artifact_rows", default=1000)
     with session() as s:
@@ -76,6 +77,10 @@ def refresh_ledger() -> int:
     md = ["# 督办台账汇总", "", f"逾期事项 {total} 项{shown}。{pinned_note()}", "",
           "| 单位 | 义务 | 督办环节 | 数量 |", "|---|---|---|---|"]
     md += [f"| {u} | {ob} | {st} | {n} |" for (u, ob, st), n in sorted(per_unit.items())]
+    unknown = unconfirmed_count()
+    if unknown:  # the request left, no answer came: a person asks the recipient and settles it
+        md += ["", f"另有结果不明的通知 {unknown} 条：不自动重发，请向收件人核实后用 "
+                   "`dutyflow outbox settle` 处理（`dutyflow outbox` 列出）。"]
     create_markdown_artifact("\n".join(md), key="overdue-summary", description="督办台账汇总")
     return total
 

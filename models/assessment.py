@@ -190,8 +190,7 @@ def load_year_catalogue(s: Session, year: int, path: str) -> dict:
     from models.clock import now
     from tasks.scoring import load_catalogue
 
-    if not 2000 <= year <= 2100:
-        raise DomainError(f"年度 {year} 不合理", "--year")
+    check_year(year, "--year", latest=local(now()).year + 1)  # next year's catalogue may be prepared
     started = s.exec(select(Case.id).where(Case.dedupe_key == cycle_key(year))).first()
     if started:
         raise DomainError(f"{year} 年度考核已启动（{started}），按启动时的考核指标计分，不能再更换", "--year")
@@ -205,6 +204,15 @@ def load_year_catalogue(s: Session, year: int, path: str) -> dict:
     s.add(row)
     return {"year": year, "source": row.source, "items": len(checked["items"]),
             "total": checked.get("total", 100)}
+
+
+def check_year(year: int, field: str, *, latest: int) -> None:
+    """An assessment year lies between policy ``assessment.first_year`` (the first year
+    assessed under the responsibility system) and ``latest``."""
+    first = policy.get("assessment", "first_year", default=2017)
+    if not first <= year <= latest:
+        raise DomainError(f"考核年度 {year} 超出范围：须在 {first} 年至 {latest} 年之间"
+                          f"（{first} 年起实行网络安全工作责任制考核，见政策文件 assessment.first_year）", field)
 
 
 def cycle_key(year: int) -> str:
@@ -266,6 +274,7 @@ def start(req: StartAssessmentRequest, flow_run_id: str | None = None,
     year = req.year or this_year
     if year > this_year:
         raise DomainError(f"{year} 年度尚未开始（今年为 {this_year} 年），不能启动考核", "year")
+    check_year(year, "year", latest=this_year)
     duplicates = sorted({u for u in req.units if req.units.count(u) > 1})
     if duplicates:
         raise DomainError(f"单位重复：{', '.join(duplicates)}", "units")

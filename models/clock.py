@@ -17,25 +17,54 @@ UTC = timezone.utc
 
 EXAMPLE_TIME = "2026-11-28T09:30:00+08:00"
 
+#: Times and dates in requests lie in these years (Beijing time): nothing this system
+#: records happened before 2000, and a date outside the range is a typing error (or a probe:
+#: year 1 or 9999 with an offset does not even convert to UTC).
+EARLIEST_YEAR, LATEST_YEAR = 2000, 2099
+RANGE_TEXT = f"须在 {EARLIEST_YEAR}年1月1日 至 {LATEST_YEAR}年12月31日 之间（北京时间）"
+
+
+def quoted(value: object, limit: int = 60) -> str:
+    """A refused input as quoted in a one-line message: at most ``limit`` characters."""
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def check_date(day: date, field: str = "date", value: object = None) -> date:
+    """Refuse a request date (or the Beijing date of a request time) outside the sensible years."""
+    if not EARLIEST_YEAR <= day.year <= LATEST_YEAR:
+        raise DomainError(f"'{day.isoformat() if value is None else quoted(value)}' 超出允许范围：{RANGE_TEXT}", field)
+    return day
+
 
 def parse_time(value: str | datetime, field: str = "time", require_offset: bool = False) -> datetime:
     """Parse ISO-8601 and return UTC. A time without offset is read as Beijing time, except
     where ``require_offset`` (times in requests, SPEC §5): there it is refused, since an
-    operator's 09:30 may be UTC or Beijing time and the two are 8 hours apart."""
+    operator's 09:30 may be UTC or Beijing time and the two are 8 hours apart, and a time
+    outside the years :data:`EARLIEST_YEAR`–:data:`LATEST_YEAR` is refused as well. A time
+    that does not convert to UTC (year 1 east of Greenwich, year 9999 west of it) is always
+    refused, naming the field."""
     if isinstance(value, datetime):
         dt = value
     elif not isinstance(value, str):
-        raise DomainError(f"{value!r} 不是 ISO-8601 时间（例如 {EXAMPLE_TIME}）", field)
+        raise DomainError(f"{quoted(repr(value))} 不是 ISO-8601 时间（例如 {EXAMPLE_TIME}）", field)
     else:
         try:
             dt = datetime.fromisoformat(value.strip())
         except ValueError:
-            raise DomainError(f"'{value}' 不是 ISO-8601 时间（例如 {EXAMPLE_TIME}）", field) from None
+            raise DomainError(f"'{quoted(value)}' 不是 ISO-8601 时间（例如 {EXAMPLE_TIME}）", field) from None
     if dt.tzinfo is None:
         if require_offset:
-            raise DomainError(f"'{value}' 缺少时区，请写明偏移（例如 {EXAMPLE_TIME}）", field)
+            raise DomainError(f"'{quoted(value)}' 缺少时区，请写明偏移（例如 {EXAMPLE_TIME}）", field)
         dt = dt.replace(tzinfo=TZ)
-    return dt.astimezone(UTC)
+    try:
+        utc = dt.astimezone(UTC)
+        beijing_day = utc.astimezone(TZ).date()
+    except (OverflowError, ValueError):
+        raise DomainError(f"'{quoted(value)}' 超出可表示的时间范围：{RANGE_TEXT}", field) from None
+    if require_offset:
+        check_date(beijing_day, field, value)
+    return utc
 
 
 def pinned() -> str | None:

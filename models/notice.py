@@ -36,6 +36,10 @@ class NotificationStatus:
     pending = "pending"
     sent = "sent"
     failed = "failed"
+    #: 结果不明: the request left and no answer came (the endpoint timed out, or the deliverer
+    #: died mid-send). Never sent again automatically: a person checks with the recipient and
+    #: settles it (``dutyflow outbox settle``), so nothing is sent twice and nothing is dropped.
+    unconfirmed = "unconfirmed"
 
 
 class Notification(SQLModel, table=True):
@@ -52,3 +56,7 @@ class Notification(SQLModel, table=True):
     next_attempt_at: datetime | None = _dt(index=True)
     sent_at: datetime | None = _dt()
     created_at: datetime = _dt(nullable=False)
+    # the delivery claim (tasks/notify.py), on the machine's real clock, never the drill clock:
+    claimed_by: str | None = Field(default=None, index=True)  # "host:pid:start:nonce" of the deliverer
+    claim_expires: datetime | None = _dt()
+    send_started_at: datetime | None = _dt()  # its request is leaving; on an unconfirmed row: when it left

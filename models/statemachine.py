@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 
 from models import audit
 from models.case import Case, Obligation, ObligationStatus, next_number
-from models.clock import beijing, local, now
+from models.clock import beijing, iso, local, now, parse_time
 from models.db import run_retrying
 from models.db import session as db_session
 from models.errors import ConcurrentUpdate, DomainError
@@ -87,6 +87,7 @@ class Step:
     notices: list = field(default_factory=list)
     event_type: str | None = None
     next_state: str | None = None  # set by the effect to one of rule.alternatives
+    backdated: bool = False  # the action carries its own effective_at (补录)
 
     # -- obligations
     def obligations(self, kind: str | None = None) -> list[Obligation]:
@@ -106,7 +107,8 @@ class Step:
         ob = Obligation(
             case_id=self.case.id, unit=unit or self.case.unit, kind=kind, role=role,
             next_action_at=deadline.due_at if next_action_at is True else (next_action_at or None),
-            data=data or {},
+            # when it began to run (the opening action's effective time): no action meets it earlier
+            data={**(data or {}), "opened_at": iso(self.effective_at)},
         )
         ob.set_deadline(deadline)
         self.s.add(ob)
@@ -116,18 +118,42 @@ class Step:
         return ob
 
     def meet(self, ob: Obligation, at: datetime | None = None) -> None:
-        """Fulfil an obligation at ``at``; fulfilled after its due time it stays ``missed`` (late)."""
+        """Fulfil an obligation at ``at`` (default: the step's effective time).
+
+        Met on time only when ``at`` is not after its due time AND the miss had not been
+        recorded yet (status still ``open``). Otherwise it is met late and stays ``missed``:
+        fulfilled after the due time, ``met_at`` is ``at``; back-dated to before the due time
+        but recorded after the sweep recorded the miss, ``met_at`` is the recording time and
+        the time the action claims is kept in ``claimed_at`` — a 补录 never turns a recorded
+        miss into met. A back-dated step may not meet an obligation before it was opened."""
         at = at or self.effective_at
-        ob.met_at = at
-        ob.next_action_at = None
-        late = at > ob.due_at
-        if late:
-            ob.status = ObligationStatus.missed
-            ob.data = {**ob.data, "late_minutes": int((at - ob.due_at).total_seconds() // 60)}
+        if self.backdated:
+            opened = parse_opened_at(ob)
+            if opened is not None and self.effective_at < floor_minute(opened):
+                from models.processes import obligation_label
+
+                raise DomainError(
+                    f"生效时间 {beijing(self.effective_at)} 早于案件 {self.case.id} “{obligation_label(ob.kind)}”"
+                    f"时限的开启时间：补录的时间不得早于 {beijing(opened)}",
+                    "effective_at",
+                )
+        recorded_missed = ob.status == ObligationStatus.missed
+        late = recorded_missed or at > ob.due_at
+        met = {"kind": ob.kind, "late": late}
+        if not late:
+            ob.status, ob.met_at = ObligationStatus.met, at
+            if self.recorded_at > ob.due_at:  # a 补录 of a timely act, entered after the due time
+                met["recorded_after_due"] = True
         else:
-            ob.status = ObligationStatus.met
+            ob.status = ObligationStatus.missed
+            ob.met_at = at if at > ob.due_at else self.recorded_at
+            claimed = {} if at > ob.due_at else {"claimed_at": iso(at)}
+            ob.data = {**ob.data, "late_minutes": max(0, int((ob.met_at - ob.due_at).total_seconds() // 60)),
+                       **claimed}
+            met.update(claimed)
+        ob.next_action_at = None
         self.s.add(ob)
-        self.payload.setdefault("met", []).append({"kind": ob.kind, "late": late})
+        self.payload.setdefault("met", []).append(met)
 
     def miss(self, ob: Obligation, note: str = "") -> None:
         ob.status = ObligationStatus.missed
@@ -206,6 +232,35 @@ def check_actor(s: Session, actor: str, on: datetime, *, system_ok: bool) -> Non
         raise DomainError(f"操作人 '{actor}' 不是登记在岗的人员（须在组织名册中有有效岗位）", "actor")
 
 
+def floor_minute(dt: datetime) -> datetime:
+    """``dt`` to its minute: times are shown (and typed in the form) to the minute."""
+    return dt.replace(second=0, microsecond=0)
+
+
+def parse_opened_at(ob: Obligation) -> datetime | None:
+    """When an obligation began to run (``data.opened_at``; None for rows opened in bulk)."""
+    value = (ob.data or {}).get("opened_at")
+    return parse_time(value) if value else None
+
+
+def case_began(s: Session, case: Case) -> datetime:
+    """When a case began: the effective time of its first event (a case reported by 补录
+    began at that earlier time), else its creation."""
+    first = s.exec(select(audit.AuditEvent.effective_at).where(
+        audit.AuditEvent.case_id == case.id, audit.AuditEvent.seq == 1)).first()
+    return first or case.created_at
+
+
+def check_not_before_case(s: Session, case: Case, effective_at: datetime) -> None:
+    """A back-dated action on a case is not dated before the case began (to the minute)."""
+    began = case_began(s, case)
+    if effective_at < floor_minute(began):
+        raise DomainError(
+            f"生效时间 {beijing(effective_at)} 早于案件 {case.id} 的开始时间：补录的时间不得早于 {beijing(began)}",
+            "effective_at",
+        )
+
+
 def check_effective_at(effective_at: datetime, current: datetime) -> None:
     if effective_at > current + timedelta(seconds=1):
         raise DomainError(
@@ -258,6 +313,8 @@ def transition(
             raise DomainError(f"未找到{_kind_label(machine)}案件 '{case_id}'", "case_id")
         if case.state not in rule.source:
             raise machine.refuse(case, rule)
+        if effective_at is not None:
+            check_not_before_case(s, case, eff)
         from_state = case.state
     else:
         owner = get_unit(s, unit or "", "unit")
@@ -270,7 +327,7 @@ def transition(
         s.flush()
         from_state = None
     step = Step(s=s, machine=machine, case=case, rule=rule, actor=actor, effective_at=eff,
-                recorded_at=recorded, payload=dict(payload or {}))
+                recorded_at=recorded, payload=dict(payload or {}), backdated=effective_at is not None)
     case_ref = case.id  # the instance is unusable after a failed flush: name the case from here
     try:
         with s.no_autoflush:  # one flush at the end instead of one per query

@@ -31,10 +31,12 @@ import json
 import logging
 import os
 import re
+import socket
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from secrets import token_hex
 from typing import Any, Iterable
 from urllib.parse import unquote
 
@@ -42,7 +44,7 @@ import apprise
 import requests
 from apprise.decorators import notify as _apprise_notify
 from apprise.logger import logger as _apprise_logger
-from sqlalchemy import bindparam, update
+from sqlalchemy import or_, update
 from sqlmodel import Session, select
 
 from models import batch
@@ -54,6 +56,29 @@ from tasks.notices import copy_for
 from models.org import Person, prefetch_persons
 
 LOG = logging.getLogger("dutyflow.notify")
+
+
+class _WarningsUpward(logging.Handler):
+    """Apprise's warnings go up the logger tree as before. Its debug lines are created only
+    to be captured in each call's result (a read timeout is told from a refused connection
+    by one of them, see ``_MAYBE_DELIVERED``) and stop here: they may hold message content."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logger = _apprise_logger.parent
+        while logger is not None:  # as propagation would (no last-resort printing)
+            for handler in logger.handlers:
+                if record.levelno >= handler.level:
+                    handler.handle(record)
+            logger = logger.parent if logger.propagate else None
+
+
+if not any(isinstance(h, _WarningsUpward) for h in _apprise_logger.handlers):
+    _apprise_logger.setLevel(logging.DEBUG)
+    _apprise_logger.propagate = False
+    _apprise_logger.addHandler(_WarningsUpward())
 
 CONFIG_ENV = "DUTYFLOW_APPRISE_CONFIG"
 CLASSIFIED_TITLE = "涉密事项提醒"
@@ -530,10 +555,13 @@ def _send(channel: str, msg: _Message, asset: apprise.AppriseAsset, cache: dict)
                 body, fmt = msg.html, apprise.NotifyFormat.HTML
             else:
                 body, fmt = msg.text, apprise.NotifyFormat.TEXT
-            result = t.apprise.notify(body=body, title=msg.title, body_format=fmt)
+            result = t.apprise.notify(body=body, title=msg.title, body_format=fmt, log_level=logging.DEBUG)
             try:
                 if not result:
-                    lines = [e.message for e in result.logs() if e.level in ("WARNING", "ERROR", "CRITICAL")]
+                    # the warnings say what failed; a debug line may say the request had left
+                    # (a read timeout): that makes the outcome 结果不明, not a failure to retry
+                    lines = [e.message for e in result.logs() if e.level in ("WARNING", "ERROR", "CRITICAL")
+                             or _MAYBE_DELIVERED.search(e.message)]
                     detail = "；".join(dict.fromkeys(lines)) or result.status.name
                     errors.append(f"{t.label}：{detail}")
             finally:
@@ -554,68 +582,163 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(minutes=min(2 ** min(n - 1, 10), MAX_BACKOFF_MINUTES))
 
 
-def _claim(rows: list[Notification]) -> set[int]:
-    """Lease ``rows`` for this deliverer with one conditional UPDATE; returns the ids won
-    (a row another deliverer leased, sent or recorded meanwhile is no longer due)."""
+def _wall() -> datetime:
+    """The machine's real clock (UTC). Claims run on it, never on the drill clock: a pinned
+    ``DUTYFLOW_NOW`` must not keep a dead deliverer's claim alive forever."""
+    return datetime.now(timezone.utc)
+
+
+def _process_start(pid: int) -> str:
+    """The start tick of process ``pid`` (tells a live process from a new one with its pid)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def _deliverer() -> str:
+    """This delivery run's name in ``claimed_by``: host, pid, process start, a nonce."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_process_start(pid)}:{token_hex(4)}"
+
+
+def _gone(claimer: str) -> bool:
+    """True when ``claimer`` was a process of this host that no longer runs."""
+    host, pid, start, _nonce = (claimer.split(":") + ["", "", "", ""])[:4]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's deliverer: its claim runs out on the clock
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return bool(start) and _process_start(int(pid)) != start
+
+
+def recover_claims() -> dict:
+    """Settle the claims of deliverers that died (killed, crashed) or overran their lease.
+
+    A row whose request had not left yet is free again at once (it is still due: its
+    ``next_attempt_at`` never moved). A row whose request was leaving becomes 结果不明
+    (unconfirmed): the recipient may have it, so it is not sent again automatically.
+    Returns ``{"released": n, "unconfirmed": n}``.
+    """
+    wall = _wall()
+    with session() as s:
+        claims = s.exec(select(Notification.claimed_by, Notification.claim_expires).where(
+            Notification.claimed_by.is_not(None)).distinct()).all()
+        dead = sorted({c for c, until in claims if (until is not None and until < wall) or _gone(c)})
+        if not dead:
+            return {"released": 0, "unconfirmed": 0}
+        conn = s.connection()
+        lost = conn.execute(
+            update(Notification)
+            .where(Notification.claimed_by.in_(dead), Notification.send_started_at.is_not(None),
+                   Notification.status.in_([NotificationStatus.pending, NotificationStatus.failed]))
+            .values(status=NotificationStatus.unconfirmed, attempts=Notification.attempts + 1,
+                    last_error=INTERRUPTED, next_attempt_at=None, claimed_by=None, claim_expires=None)
+            .returning(Notification.id)).scalars().all()
+        freed = conn.execute(
+            update(Notification).where(Notification.claimed_by.in_(dead))
+            .values(claimed_by=None, claim_expires=None, send_started_at=None)
+            .returning(Notification.id)).scalars().all()
+    for row_id in lost:
+        LOG.warning("%s通知 #%s 发送中断，结果不明：不自动重发，请核实后处理（dutyflow outbox）", pinned_note(), row_id)
+    return {"released": len(freed), "unconfirmed": len(lost)}
+
+
+def _due(t: datetime, wall: datetime):
+    """Rows due for a try: pending or failed, a channel, time come, no live claim."""
+    return (
+        Notification.status.in_([NotificationStatus.pending, NotificationStatus.failed]),
+        Notification.channel != "",
+        Notification.next_attempt_at.is_not(None),
+        Notification.next_attempt_at <= t,
+        or_(Notification.claimed_by.is_(None), Notification.claim_expires < wall),
+    )
+
+
+def _claim(rows: list[Notification], me: str) -> set[int]:
+    """Claim ``rows`` for this deliverer with one conditional UPDATE; returns the ids won
+    (a row another deliverer claimed, sent or recorded meanwhile is no longer due)."""
     if not rows:
         return set()
-    t = now()
+    wall = _wall()
     stmt = (
         update(Notification)
-        .where(
-            Notification.id.in_([r.id for r in rows]),
-            Notification.status.in_([NotificationStatus.pending, NotificationStatus.failed]),
-            Notification.channel != "",
-            Notification.next_attempt_at <= t,
-        )
-        .values(next_attempt_at=t + LEASE)
+        .where(Notification.id.in_([r.id for r in rows]), *_due(now(), wall))
+        .values(claimed_by=me, claim_expires=wall + LEASE, send_started_at=None)
         .returning(Notification.id)
     )
     with session() as s:
         return set(s.connection().execute(stmt).scalars())
 
 
-def _record(outcomes: list[tuple[Notification, bool, str]]) -> None:
-    """Record the outcomes of a claimed chunk in one short transaction."""
-    if not outcomes:
-        return
-    t = now()
-    sent = [{"b_id": row.id} for row, ok, _ in outcomes if ok]
-    failed = [{"b_id": row.id, "b_attempts": row.attempts + 1, "b_error": error[:MAX_ERROR_CHARS],
-               "b_next": t + backoff(row.attempts + 1)} for row, ok, error in outcomes if not ok]
+#: Errors after which the request may have reached the endpoint (it was sent, no answer came).
+_MAYBE_DELIVERED = re.compile(r"Read timed out|RemoteDisconnected|Connection aborted|IncompleteRead|"
+                              r"ChunkedEncodingError|timed out while reading|读取超时")
+INTERRUPTED = "发送过程中断（发送进程终止），对方可能已收到：不自动重发，请向收件人核实后处理"
+NO_ANSWER = "对方未在时限内应答，可能已收到：不自动重发，请向收件人核实后处理"
+
+
+def _outcome_values(row: Notification, ok: bool, error: str, t: datetime) -> dict:
+    """The columns that record one send's outcome (and end the claim)."""
+    done = {"claimed_by": None, "claim_expires": None}
+    if ok:
+        return done | {"status": NotificationStatus.sent, "sent_at": t, "last_error": "", "next_attempt_at": None,
+                       "send_started_at": None}
+    if _MAYBE_DELIVERED.search(error):  # send_started_at stays: when the request left
+        return done | {"status": NotificationStatus.unconfirmed, "attempts": row.attempts + 1,
+                       "last_error": f"{NO_ANSWER}（{error}）"[:MAX_ERROR_CHARS], "next_attempt_at": None}
+    return done | {"status": NotificationStatus.failed, "attempts": row.attempts + 1, "send_started_at": None,
+                   "last_error": error[:MAX_ERROR_CHARS], "next_attempt_at": t + backoff(row.attempts + 1)}
+
+
+def _advance(me: str, done: tuple[Notification, bool, str] | None, next_id: int | None) -> bool:
+    """One short transaction: record the outcome of the row just sent, and mark the next row
+    as leaving (committed before its request goes out, renewing the claim). False when the
+    next row is no longer this deliverer's."""
+    wall = _wall()
     with session() as s:
         conn = s.connection()
-        if sent:
-            conn.execute(update(Notification).where(Notification.id == bindparam("b_id")).values(
-                status=NotificationStatus.sent, sent_at=t, last_error="", next_attempt_at=None), sent)
-        if failed:
-            conn.execute(
-                update(Notification)
-                .where(Notification.id == bindparam("b_id"), Notification.status != NotificationStatus.sent)
-                .values(status=NotificationStatus.failed, attempts=bindparam("b_attempts"),
-                        last_error=bindparam("b_error"), next_attempt_at=bindparam("b_next")), failed)
+        if done is not None:
+            row, ok, error = done
+            conn.execute(update(Notification).where(
+                Notification.id == row.id, Notification.status != NotificationStatus.sent)
+                .values(**_outcome_values(row, ok, error, now())))
+        if next_id is None:
+            return False
+        marked = conn.execute(update(Notification).where(
+            Notification.id == next_id, Notification.claimed_by == me,
+            Notification.status.in_([NotificationStatus.pending, NotificationStatus.failed]))
+            .values(send_started_at=wall, claim_expires=wall + LEASE)).rowcount
+    return marked == 1
 
 
 def deliver(ids: list[int] | None = None, *, limit: int = 500) -> dict:
-    """Send due notifications; returns ``{"sent": n, "failed": n, "skipped": n}``.
+    """Send due notifications; returns ``{"sent": n, "failed": n, "unconfirmed": n, "skipped": n}``.
 
     ``ids``: these rows only (those not due — sent, backing off, claimed by another
     deliverer, channel '' — are counted as skipped); otherwise up to ``limit`` rows that
-    are pending or failed with ``next_attempt_at <= now()``. Safe to run concurrently.
-    Rows are claimed and recorded ``CLAIM_CHUNK`` at a time: if the process dies midway,
-    the rows of the chunk being sent wait out their lease and are sent again.
+    are pending or failed with ``next_attempt_at <= now()``. Safe to run concurrently and
+    to kill at any moment:
+
+    - rows are claimed ``CLAIM_CHUNK`` at a time by this deliverer's name;
+    - each row is marked "leaving" in a committed transaction before its request goes out,
+      and its outcome is committed with the next row's mark;
+    - a deliverer that dies leaves rows never tried (free again at the next delivery, on any
+      clock) and at most one row whose request was leaving: 结果不明, never resent by itself;
+    - an endpoint that takes the message but answers after the timeout is recorded 结果不明
+      once, not sent again on every retry.
     """
-    counts = {"sent": 0, "failed": 0, "skipped": 0}
+    counts = {"sent": 0, "failed": 0, "unconfirmed": 0, "skipped": 0}
     if ids is not None and not ids:
         return counts
-    t = now()
+    recover_claims()
+    me = _deliverer()
     with session() as s:
-        q = select(Notification).where(
-            Notification.status.in_([NotificationStatus.pending, NotificationStatus.failed]),
-            Notification.channel != "",
-            Notification.next_attempt_at.is_not(None),
-            Notification.next_attempt_at <= t,
-        )
+        q = select(Notification).where(*_due(now(), _wall()))
         if ids is not None:
             wanted = list(dict.fromkeys(int(i) for i in ids))
             q = q.where(Notification.id.in_(wanted))
@@ -634,31 +757,96 @@ def deliver(ids: list[int] | None = None, *, limit: int = 500) -> dict:
     messages: dict[tuple[str, str], _Message] = {}
     for start in range(0, len(rows), CLAIM_CHUNK):
         chunk = rows[start:start + CLAIM_CHUNK]
-        won = _claim(chunk)
+        won = _claim(chunk, me)
         counts["skipped"] += len(chunk) - len(won)
-        outcomes = []
+        done = None
         for row in (r for r in chunk if r.id in won):
+            if not _advance(me, done, row.id):
+                done = None
+                counts["skipped"] += 1
+                continue
             notice = notices[row.notice_id]
             key = (notice.id, row.person)  # one copy per recipient, sent over each of their channels
             msg = messages.get(key) or messages.setdefault(key, _message(notice, row.person))
             ok, error = _send(row.channel, msg, asset, cache)
-            outcomes.append((row, ok, error))
-            where = f"通知 {row.notice_id} → {row.person} 渠道 {mask(row.channel)}"
-            if ok:
-                counts["sent"] += 1
-                LOG.info("%s%s 已发送（#%s）", pinned_note(), where, row.id)
-            else:
-                counts["failed"] += 1
-                LOG.warning("%s%s 发送失败（#%s，第 %d 次，%d 分钟后重试）：%s", pinned_note(), where, row.id,
-                            row.attempts + 1, backoff(row.attempts + 1) // timedelta(minutes=1), error)
-        _record(outcomes)
+            done = (row, ok, error)
+            outcome = _outcome_values(row, ok, error, now())["status"]
+            _log_outcome(row, outcome, error)
+            counts["sent" if ok else "unconfirmed" if outcome == NotificationStatus.unconfirmed else "failed"] += 1
+        if done is not None:
+            _advance(me, done, None)
     return counts
+
+
+def _log_outcome(row: Notification, status: str, error: str) -> None:
+    where = f"通知 {row.notice_id} → {row.person} 渠道 {mask(row.channel)}"
+    if status == NotificationStatus.sent:
+        LOG.info("%s%s 已发送（#%s）", pinned_note(), where, row.id)
+    elif status == NotificationStatus.unconfirmed:
+        LOG.warning("%s%s 结果不明（#%s）：%s", pinned_note(), where, row.id, NO_ANSWER)
+    else:
+        LOG.warning("%s%s 发送失败（#%s，第 %d 次，%d 分钟后重试）：%s", pinned_note(), where, row.id,
+                    row.attempts + 1, backoff(row.attempts + 1) // timedelta(minutes=1), error)
+
+
+def unconfirmed(case_id: str | None = None) -> list[Notification]:
+    """Rows whose outcome is unknown (结果不明), oldest first: a person must settle each."""
+    with session() as s:
+        q = select(Notification).where(Notification.status == NotificationStatus.unconfirmed)
+        if case_id:
+            q = q.where(Notification.case_id == case_id)
+        return list(s.exec(q.order_by(Notification.send_started_at, Notification.id)).all())
+
+
+def unconfirmed_count() -> int:
+    """How many rows wait for a person to settle them (结果不明)."""
+    from sqlalchemy import func
+
+    with session() as s:
+        return s.exec(select(func.count()).where(Notification.status == NotificationStatus.unconfirmed)).one()
+
+
+def settle(row_id: int, *, delivered: bool, actor: str) -> Notification:
+    """A person has asked the recipient about an unconfirmed row: ``delivered`` records it as
+    sent (at the time its request left); otherwise it is sent again at the next delivery.
+    Either way an audit event on the case says who settled it and how."""
+    from models import audit
+    from models.case import Case
+    from models.statemachine import check_actor
+
+    t = now()
+    with session() as s:
+        row = s.exec(select(Notification).where(Notification.id == row_id).with_for_update()).first()
+        if row is None:
+            raise DomainError(f"未找到通知 #{row_id}", "ID")
+        if row.status != NotificationStatus.unconfirmed:
+            raise DomainError(f"通知 #{row_id} 的状态是 {row.status}：只有结果不明（unconfirmed）的通知需要核实处理", "ID")
+        check_actor(s, actor, t, system_ok=False)
+        case = s.get(Case, row.case_id)
+        case.event_count = (case.event_count or 0) + 1
+        s.add(case)
+        audit.append(s, case_id=case.id, type="notification_settled", from_state=case.state, to_state=case.state,
+                     actor=actor, effective_at=t, recorded_at=t, seq=case.event_count,
+                     payload={"notification": row.id, "notice": row.notice_id, "person": row.person,
+                              "outcome": "delivered" if delivered else "resend"})
+        if delivered:
+            row.status, row.sent_at, row.next_attempt_at = NotificationStatus.sent, row.send_started_at or t, None
+            row.last_error = ""
+        else:
+            row.status, row.next_attempt_at, row.send_started_at = NotificationStatus.failed, t, None
+            row.last_error = f"经 {actor} 核实未收到，重新发送"
+        s.add(row)
+        s.flush()
+        s.expunge(row)
+    LOG.info("%s通知 #%s（%s → %s）由 %s 核实：%s", pinned_note(), row_id, row.notice_id, row.person, actor,
+             "已送达" if delivered else "未收到，重新发送")
+    return row
 
 
 def deliver_due(budget_seconds: float, *, limit: int = 500) -> dict:
     """Deliver every due notification, ``limit`` at a time, until none is left or about
     ``budget_seconds`` have passed (the rest waits for the next call); returns the sums."""
-    total = {"sent": 0, "failed": 0, "skipped": 0}
+    total = {"sent": 0, "failed": 0, "unconfirmed": 0, "skipped": 0}
     started = time.monotonic()
     while True:
         counts = deliver(limit=limit)

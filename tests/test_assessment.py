@@ -539,7 +539,7 @@ def test_a_notice_to_every_community_is_left_to_the_sweep(org, sink, clock, tmp_
     monkeypatch.setenv("DUTYFLOW_POLICY", str(tmp_path / "policy.yaml"))
     clock("2026-12-01T09:00:00+08:00")
     out = run_flow("start-annual-assessment", actor="system", year=2026)
-    assert out["delivery"] == {"sent": 0, "failed": 0, "skipped": 0, "queued": 12}
+    assert out["delivery"] == {"sent": 0, "failed": 0, "unconfirmed": 0, "skipped": 0, "queued": 12}
     assert sink.messages == []
     swept = run_flow("sweep-deadlines")
     assert swept["delivery"]["sent"] == 12

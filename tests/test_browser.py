@@ -88,8 +88,19 @@ def _logs(base: str, run_id: str, containing: str = "") -> list[str]:
 
 
 def _pick(page, label: str, option: str) -> None:
-    page.get_by_label(f"Select {label}", exact=True).click()
-    page.get_by_role("option", name=option, exact=True).click()
+    """Open the select and choose ``option``; again if the list went away meanwhile (the form
+    re-renders when the page's data arrives late on a busy machine), as an operator would."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(3):
+        page.get_by_label(f"Select {label}", exact=True).click()
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=10_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+            page.keyboard.press("Escape")
 
 
 def _pick_time(page, label: str, when: datetime) -> None:

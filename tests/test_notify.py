@@ -37,6 +37,8 @@ class Sink:
         self.messages: list[dict] = []
         self.fail: set[str] = set()
         self.delay = 0.0
+        self.hold = 0.0  # seconds an answer waits after the message was taken (a slow endpoint)
+        self.hold_paths: set[str] = set()  # only these paths are slow (all when empty)
         self.lock = threading.Lock()
         sink = self
 
@@ -53,6 +55,8 @@ class Sink:
                     return
                 with sink.lock:
                     sink.messages.append({"path": path, "headers": dict(self.headers), **json.loads(raw)})
+                if sink.hold and (not sink.hold_paths or path in sink.hold_paths):
+                    time.sleep(sink.hold)
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
@@ -62,6 +66,7 @@ class Sink:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.handle_error = lambda *_: None  # a deliverer that gave up waiting: no broken-pipe noise
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
@@ -157,7 +162,7 @@ def test_queue_then_deliver_sends_each_recipient_channel_once(db, sink):
     assert queued[0].dedupe_key == f"N-2026-0001|p1|{sink.url('/a')}"
     assert all(r.created_at is not None for r in queued)
 
-    assert deliver() == {"sent": 3, "failed": 0, "skipped": 0}
+    assert deliver() == {"sent": 3, "failed": 0, "unconfirmed": 0, "skipped": 0}
     for path in ("/a", "/b", "/c"):
         [msg] = sink.at(path)
         assert msg["title"] == "关于门户网站被篡改事件的处置通知（X街网安〔2026〕1号）"
@@ -169,9 +174,9 @@ def test_queue_then_deliver_sends_each_recipient_channel_once(db, sink):
 
     # Nothing is sent twice: a second delivery (even much later) finds nothing to do,
     # and the channel-less row is never retried.
-    assert deliver() == {"sent": 0, "failed": 0, "skipped": 0}
+    assert deliver() == {"sent": 0, "failed": 0, "unconfirmed": 0, "skipped": 0}
     with mock.patch.dict("os.environ", {"DUTYFLOW_NOW": "2030-01-01T00:00:00+08:00"}):
-        assert deliver() == {"sent": 0, "failed": 0, "skipped": 0}
+        assert deliver() == {"sent": 0, "failed": 0, "unconfirmed": 0, "skipped": 0}
     assert len(sink.messages) == 3
     assert row(nochan.id).attempts == 0 and row(nochan.id).last_error == NO_CHANNEL
 
@@ -193,11 +198,11 @@ def test_unknown_recipient_refuses_the_notice(db):
 
 def test_deliver_given_ids_only(db, sink):
     queued = setup_notice({"p1": [sink.url("/a")], "p2": [sink.url("/b")], "p3": []})
-    assert deliver([queued[0].id, queued[2].id, 999]) == {"sent": 1, "failed": 0, "skipped": 2}
+    assert deliver([queued[0].id, queued[2].id, 999]) == {"sent": 1, "failed": 0, "unconfirmed": 0, "skipped": 2}
     assert [m["path"] for m in sink.messages] == ["/a"]
-    assert deliver([queued[0].id]) == {"sent": 0, "failed": 0, "skipped": 1}
-    assert deliver([]) == {"sent": 0, "failed": 0, "skipped": 0}
-    assert deliver() == {"sent": 1, "failed": 0, "skipped": 0}
+    assert deliver([queued[0].id]) == {"sent": 0, "failed": 0, "unconfirmed": 0, "skipped": 1}
+    assert deliver([]) == {"sent": 0, "failed": 0, "unconfirmed": 0, "skipped": 0}
+    assert deliver() == {"sent": 1, "failed": 0, "unconfirmed": 0, "skipped": 0}
     assert sorted(m["path"] for m in sink.messages) == ["/a", "/b"]
 
 
@@ -215,7 +220,7 @@ def test_deliver_respects_limit(db, sink):
 def test_failure_backs_off_and_is_retried_until_sent(db, sink, clock):
     sink.fail.add("/flaky")
     [r] = setup_notice({"p1": [sink.url("/flaky", "-token=SINKTOKEN12345")]})
-    assert deliver() == {"sent": 0, "failed": 1, "skipped": 0}
+    assert deliver() == {"sent": 0, "failed": 1, "unconfirmed": 0, "skipped": 0}
     got = row(r.id)
     assert got.status == "failed" and got.attempts == 1
     assert got.next_attempt_at == clock() + timedelta(minutes=1)
@@ -223,32 +228,32 @@ def test_failure_backs_off_and_is_retried_until_sent(db, sink, clock):
     assert "SINKTOKEN12345" not in got.last_error
 
     # Not due yet: nothing is attempted.
-    assert deliver() == {"sent": 0, "failed": 0, "skipped": 0}
+    assert deliver() == {"sent": 0, "failed": 0, "unconfirmed": 0, "skipped": 0}
     clock(timedelta(seconds=59))
-    assert deliver() == {"sent": 0, "failed": 0, "skipped": 0}
+    assert deliver() == {"sent": 0, "failed": 0, "unconfirmed": 0, "skipped": 0}
 
     clock(timedelta(minutes=1))
-    assert deliver() == {"sent": 0, "failed": 1, "skipped": 0}
+    assert deliver() == {"sent": 0, "failed": 1, "unconfirmed": 0, "skipped": 0}
     got = row(r.id)
     assert got.attempts == 2
     assert got.next_attempt_at == clock(timedelta(minutes=1)) + timedelta(minutes=2)
 
     sink.fail.clear()
     clock(timedelta(minutes=3))
-    assert deliver() == {"sent": 1, "failed": 0, "skipped": 0}
+    assert deliver() == {"sent": 1, "failed": 0, "unconfirmed": 0, "skipped": 0}
     got = row(r.id)
     assert got.status == "sent" and got.sent_at == clock(timedelta(minutes=3))
     assert got.next_attempt_at is None
     assert len(sink.at("/flaky")) == 1
     clock(timedelta(days=1))
-    assert deliver() == {"sent": 0, "failed": 0, "skipped": 0}
+    assert deliver() == {"sent": 0, "failed": 0, "unconfirmed": 0, "skipped": 0}
 
 
 def test_closed_port_fails_fast_and_is_retried_forever(db, clock):
     port = closed_port()
     [r] = setup_notice({"p1": [f"json://127.0.0.1:{port}/x?cto=1&rto=1"]})
     started = time.monotonic()
-    assert deliver() == {"sent": 0, "failed": 1, "skipped": 0}
+    assert deliver() == {"sent": 0, "failed": 1, "unconfirmed": 0, "skipped": 0}
     assert time.monotonic() - started < 5
     assert "connection" in row(r.id).last_error.lower()
     # Keeps failing: the backoff grows to 60 minutes and stays there; never dropped.
@@ -330,7 +335,7 @@ def _mail_text(raw: str) -> str:
 
 def test_email_gets_the_html_notice(db, smtp):
     setup_notice({"p1": ["mailto://duty:MAILPASS99@example.com?smtp=127.0.0.1&to=p1@example.com"]})
-    assert deliver() == {"sent": 1, "failed": 0, "skipped": 0}
+    assert deliver() == {"sent": 1, "failed": 0, "unconfirmed": 0, "skipped": 0}
     [(_from, to, raw)] = smtp
     body = _mail_text(raw)
     assert "[text/html]" in body and "<h1>关于门户网站被篡改事件的处置通知</h1>" in body
@@ -356,7 +361,7 @@ def test_dingtalk_errcode_is_checked(db, clock):
     [r] = setup_notice({"p1": [DING]})
     bad = fake_response({"errcode": 310000, "errmsg": "keywords not in content"})
     with mock.patch("requests.post", return_value=bad) as post:
-        assert deliver() == {"sent": 0, "failed": 1, "skipped": 0}
+        assert deliver() == {"sent": 0, "failed": 1, "unconfirmed": 0, "skipped": 0}
     got = row(r.id)
     assert got.status == "failed"
     assert "310000" in got.last_error and "keywords not in content" in got.last_error
@@ -374,7 +379,7 @@ def test_dingtalk_errcode_is_checked(db, clock):
 
     clock(timedelta(minutes=1))
     with mock.patch("requests.post", return_value=fake_response({"errcode": 0, "errmsg": "ok"})):
-        assert deliver() == {"sent": 1, "failed": 0, "skipped": 0}
+        assert deliver() == {"sent": 1, "failed": 0, "unconfirmed": 0, "skipped": 0}
     assert row(r.id).status == "sent"
 
 
@@ -470,7 +475,7 @@ def test_tag_channel_through_the_config_file(db, sink, clock, tmp_path, monkeypa
     monkeypatch.setenv(notify.CONFIG_ENV, str(cfg))
     clock(timedelta(minutes=1))
     with mock.patch("requests.post", return_value=fake_response({"errcode": 310000, "errmsg": "keywords not in content"})):
-        assert deliver() == {"sent": 1, "failed": 2, "skipped": 0}
+        assert deliver() == {"sent": 1, "failed": 2, "unconfirmed": 0, "skipped": 0}
     [msg] = sink.at("/tagged")
     assert msg["message"].endswith(NOTICE_TEXT)
     assert row(queued[0].id).status == "sent"
@@ -523,8 +528,8 @@ def test_a_row_being_sent_is_not_picked_up_by_another_deliverer(db, sink):
 
     with mock.patch.object(notify, "_send", side_effect=send_and_race):
         outer = deliver()
-    assert nested[0] == {"sent": 0, "failed": 0, "skipped": 0}  # both leased: not even read
-    assert outer == {"sent": 2, "failed": 0, "skipped": 0}
+    assert nested[0] == {"sent": 0, "failed": 0, "unconfirmed": 0, "skipped": 0}  # both leased: not even read
+    assert outer == {"sent": 2, "failed": 0, "unconfirmed": 0, "skipped": 0}
     assert sorted(m["path"] for m in sink.messages) == ["/a", "/b"]  # each once
 
 
@@ -534,16 +539,16 @@ def test_rows_read_by_two_deliverers_are_claimed_by_one(db, sink):
     real_claim = notify._claim
     nested = []
 
-    def race_then_claim(rows):
+    def race_then_claim(rows, me):
         if not nested:
             nested.append(None)
             nested[0] = deliver()  # runs after the outer read, before its first claim
-        return real_claim(rows)
+        return real_claim(rows, me)
 
     with mock.patch.object(notify, "_claim", side_effect=race_then_claim):
         outer = deliver()
-    assert nested[0] == {"sent": 2, "failed": 0, "skipped": 0}
-    assert outer == {"sent": 0, "failed": 0, "skipped": 2}
+    assert nested[0] == {"sent": 2, "failed": 0, "unconfirmed": 0, "skipped": 0}
+    assert outer == {"sent": 0, "failed": 0, "unconfirmed": 0, "skipped": 2}
     assert sorted(m["path"] for m in sink.messages) == ["/a", "/b"]
 
 
@@ -594,9 +599,9 @@ def test_deliver_due_goes_on_until_nothing_is_due(db, sink):
     from tasks.notify import deliver_due
 
     setup_notice({f"p{i}": [sink.url(f"/d{i}")] for i in range(7)})
-    assert deliver_due(60, limit=3) == {"sent": 7, "failed": 0, "skipped": 0}
+    assert deliver_due(60, limit=3) == {"sent": 7, "failed": 0, "unconfirmed": 0, "skipped": 0}
     assert sorted(m["path"] for m in sink.messages) == sorted(f"/d{i}" for i in range(7))
-    assert deliver_due(60, limit=3) == {"sent": 0, "failed": 0, "skipped": 0}
+    assert deliver_due(60, limit=3) == {"sent": 0, "failed": 0, "unconfirmed": 0, "skipped": 0}
 
 
 def test_deliver_due_stops_when_its_time_is_spent(db, sink):
@@ -606,3 +611,152 @@ def test_deliver_due_stops_when_its_time_is_spent(db, sink):
     assert deliver_due(0, limit=3)["sent"] == 3  # one round, the rest waits for the next sweep
     assert deliver_due(0, limit=3)["sent"] == 3
     assert len(sink.messages) == 6 and sum(r.status == "pending" for r in rows()) == 1
+
+
+# ---------------------------------------------------------------- faults: kill -9, slow endpoints
+
+DUTYFLOW = [__import__("sys").executable, "-m", "deployments.cli"]
+
+
+@pytest.mark.parametrize("kill_after", [1, 4])
+def test_a_sweep_killed_while_sending_sends_no_notice_twice_and_the_rest_go_out_on_the_same_clock(
+        db, sink, clock, kill_after):
+    """``dutyflow sweep`` is killed with SIGKILL while an endpoint holds its answer to the
+    ``kill_after``-th message. The next sweep, on the same (pinned) clock: the rows never
+    tried are sent, the one whose request had left is 结果不明 and not sent again, and no
+    recipient has anything twice."""
+    import os
+    import signal
+    import subprocess
+
+    sink.hold = 30.0  # the endpoint takes that message, then keeps the deliverer waiting
+    sink.hold_paths = {f"/c{kill_after - 1}"}  # rows go out in id order: c0, c1, …
+    setup_notice({f"p{i}": [sink.url(f"/c{i}")] for i in range(6)})
+    sweep = subprocess.Popen([*DUTYFLOW, "sweep"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while len(sink.messages) < kill_after and time.monotonic() < deadline:
+        assert sweep.poll() is None, sweep.stderr.read()
+        time.sleep(0.05)
+    assert len(sink.messages) == kill_after
+    os.kill(sweep.pid, signal.SIGKILL)
+    sweep.wait()
+    sink.hold = 0.0
+    taken = [m["path"] for m in sink.messages]
+
+    again = subprocess.run([*DUTYFLOW, "sweep"], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    paths = [m["path"] for m in sink.messages]
+    assert sorted(paths) == [f"/c{i}" for i in range(6)]  # everyone once, nobody twice
+    by_path = {r.channel.rsplit("/", 1)[1]: r for r in rows()}
+    in_flight = taken[-1].strip("/")
+    assert by_path[in_flight].status == "unconfirmed" and by_path[in_flight].attempts == 1
+    assert "不自动重发" in by_path[in_flight].last_error
+    assert {p: r.status for p, r in by_path.items() if p != in_flight} == {
+        f"c{i}": "sent" for i in range(6) if f"c{i}" != in_flight}
+    assert all(r.claimed_by is None for r in rows())
+    assert [r.send_started_at is not None for r in rows()] == [r.status == "unconfirmed" for r in rows()]
+
+    clock(timedelta(hours=3))  # later sweeps leave the unconfirmed row alone
+    assert deliver() == {"sent": 0, "failed": 0, "unconfirmed": 0, "skipped": 0}
+    assert len(sink.messages) == 6
+
+
+def test_an_endpoint_answering_after_the_timeout_gets_the_message_once(db, sink, clock):
+    """The endpoint takes the message and answers after the read timeout: the outcome is
+    recorded once as 结果不明 and later deliveries do not send it again."""
+    sink.hold = 1.5
+    (row_,) = setup_notice({"p1": [sink.url("/slow", "rto=0.3")]})
+    assert deliver() == {"sent": 0, "failed": 0, "unconfirmed": 1, "skipped": 0}
+    for hours in (1, 2, 5):
+        clock(timedelta(hours=hours))
+        assert deliver()["sent"] + deliver()["unconfirmed"] == 0
+    time.sleep(1.5)
+    assert len(sink.at("/slow")) == 1
+    stored = row(row_.id)
+    assert (stored.status, stored.attempts, stored.next_attempt_at) == ("unconfirmed", 1, None)
+    assert "对方未在时限内应答" in stored.last_error and "Read timed out" in stored.last_error
+
+
+def test_a_refused_connection_is_a_failure_retried_not_an_unknown_outcome(db, clock):
+    (row_,) = setup_notice({"p1": [f"json://127.0.0.1:{closed_port()}/x"]})
+    assert deliver()["failed"] == 1
+    stored = row(row_.id)
+    assert stored.status == "failed" and stored.next_attempt_at is not None
+
+
+def test_a_dingtalk_read_timeout_is_an_unknown_outcome_too(db, clock):
+    (row_,) = setup_notice({"p1": ["dingtalk://T0KENabcdef123456/13800138000"]})
+    with mock.patch.object(notify.requests, "post", side_effect=requests.exceptions.ReadTimeout(
+            "HTTPSConnectionPool(host='oapi.dingtalk.com', port=443): Read timed out. (read timeout=10)")):
+        assert deliver()["unconfirmed"] == 1
+    assert row(row_.id).status == "unconfirmed"
+
+
+def test_a_claim_left_by_a_dead_deliverer_is_freed_at_once_on_a_pinned_clock(db, sink, clock):
+    """A deliverer of this host that died holding a claim (its rows not yet tried): the next
+    delivery frees them without waiting out the lease and without moving the clock."""
+    import subprocess
+
+    (row_,) = setup_notice({"p1": [sink.url("/a")]})
+    dead = subprocess.run(["true"]).args and subprocess.Popen(["true"])
+    dead.wait()
+    with session() as s:
+        r = s.get(Notification, row_.id)
+        r.claimed_by = f"{socket.gethostname()}:{dead.pid}:1:feed"
+        r.claim_expires = datetime.now(timezone.utc) + timedelta(hours=1)
+        s.add(r)
+    assert deliver() == {"sent": 1, "failed": 0, "unconfirmed": 0, "skipped": 0}
+    assert [m["path"] for m in sink.messages] == ["/a"]
+
+
+def test_a_live_claim_of_another_machine_is_respected_until_it_runs_out(db, sink, clock):
+    (row_,) = setup_notice({"p1": [sink.url("/a")]})
+    with session() as s:
+        r = s.get(Notification, row_.id)
+        r.claimed_by = "other-host:4242:77:beef"
+        r.claim_expires = datetime.now(timezone.utc) + timedelta(seconds=1)
+        s.add(r)
+    assert deliver()["sent"] == 0 and sink.messages == []
+    time.sleep(1.2)  # the claim runs out on the real clock; the pinned clock has not moved
+    assert deliver()["sent"] == 1 and len(sink.messages) == 1
+
+
+def test_a_person_settles_an_unconfirmed_row_once_and_it_is_audited(org, sink, clock, capsys):
+    """结果不明 rows wait for a person: 'delivered' records it sent; 'resend' sends it again
+    at the next delivery. Each settlement is an audit event; a second one is refused."""
+    from models.audit import AuditEvent, verify
+
+    sink.hold, sink.hold_paths = 1.0, {"/slow1", "/slow2"}
+    with session() as s:  # the demo org has the street; the notice needs its case
+        ts = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)
+        s.add(Case(id="INC-2026-0001", kind="incident", state="reported", unit="JD01", created_at=ts, updated_at=ts))
+    first, second = setup_notice({"p1": [sink.url("/slow1", "rto=0.2")], "p2": [sink.url("/slow2", "rto=0.2")]})
+    assert deliver()["unconfirmed"] == 2
+    assert [r.id for r in notify.unconfirmed()] == [first.id, second.id]
+    actor = "p-guo-tao"
+    with pytest.raises(DomainError, match="不是登记在岗的人员"):
+        notify.settle(first.id, delivered=True, actor="p1")
+    assert row(first.id).status == "unconfirmed"  # a refused settlement changes nothing
+
+    from deployments.cli import main as dutyflow
+
+    assert dutyflow(["outbox", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(r["id"], r["person"]) for r in listed] == [(first.id, "p1"), (second.id, "p2")]
+    assert all("不自动重发" in r["error"] and r["left_at"] for r in listed)
+    assert dutyflow(["outbox", "settle", str(first.id), "--delivered", "--actor", actor]) == 0
+    assert "已记为送达" in capsys.readouterr().out
+    notify.settle(second.id, delivered=False, actor=actor)
+    assert dutyflow(["outbox", "settle", str(first.id), "--resend", "--actor", actor]) == 2  # settled already
+    assert capsys.readouterr().err.strip().count("\n") == 0
+    with pytest.raises(DomainError, match="只有结果不明"):
+        notify.settle(first.id, delivered=False, actor=actor)
+    assert row(first.id).status == "sent" and row(first.id).sent_at is not None
+    sink.hold = 0.0
+    assert deliver()["sent"] == 1
+    assert row(second.id).status == "sent" and len(sink.at("/slow2")) == 2 and len(sink.at("/slow1")) == 1
+    with session() as s:
+        events = s.exec(select(AuditEvent).where(AuditEvent.type == "notification_settled")
+                        .order_by(AuditEvent.id)).all()
+        assert [(e.actor, e.payload["outcome"]) for e in events] == [(actor, "delivered"), (actor, "resend")]
+        assert verify(s)[0]
