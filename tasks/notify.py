@@ -34,6 +34,7 @@ import re
 import socket
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from secrets import token_hex
@@ -44,12 +45,12 @@ import apprise
 import requests
 from apprise.decorators import notify as _apprise_notify
 from apprise.logger import logger as _apprise_logger
-from sqlalchemy import or_, update
+from sqlalchemy import Engine, bindparam, or_, update
 from sqlmodel import Session, select
 
 from models import batch
 from models.clock import now, pinned_note
-from models.db import home, session
+from models.db import engine, home, session
 from models.errors import DomainError
 from models.notice import Notice, Notification, NotificationStatus
 from tasks.notices import copy_for
@@ -695,24 +696,41 @@ def _outcome_values(row: Notification, ok: bool, error: str, t: datetime) -> dic
                    "last_error": error[:MAX_ERROR_CHARS], "next_attempt_at": t + backoff(row.attempts + 1)}
 
 
-def _advance(me: str, done: tuple[Notification, bool, str] | None, next_id: int | None) -> bool:
+_LEAVING = frozenset([NotificationStatus.pending, NotificationStatus.failed])
+
+
+@lru_cache(maxsize=None)
+def _outcome_statement(columns: tuple[str, ...]):
+    """UPDATE recording an outcome that sets ``columns`` (built once per kind of outcome)."""
+    c = Notification.__table__.c
+    return (update(Notification.__table__).where(c.id == bindparam("b_id"), c.status != NotificationStatus.sent)
+            .values({name: bindparam(f"v_{name}") for name in columns}))
+
+
+@lru_cache(maxsize=None)
+def _mark_statement():
+    """UPDATE marking a claimed row as leaving and renewing its claim (built once)."""
+    c = Notification.__table__.c
+    return (update(Notification.__table__)
+            .where(c.id == bindparam("b_id"), c.claimed_by == bindparam("b_me"), c.status.in_(sorted(_LEAVING)))
+            .values(send_started_at=bindparam("b_wall"), claim_expires=bindparam("b_until")))
+
+
+def _advance(db: Engine, me: str, done: tuple[Notification, bool, str] | None, next_id: int | None) -> bool:
     """One short transaction: record the outcome of the row just sent, and mark the next row
     as leaving (committed before its request goes out, renewing the claim). False when the
     next row is no longer this deliverer's."""
     wall = _wall()
-    with session() as s:
-        conn = s.connection()
+    with db.begin() as conn:
         if done is not None:
             row, ok, error = done
-            conn.execute(update(Notification).where(
-                Notification.id == row.id, Notification.status != NotificationStatus.sent)
-                .values(**_outcome_values(row, ok, error, now())))
+            values = _outcome_values(row, ok, error, now())
+            conn.execute(_outcome_statement(tuple(sorted(values))),
+                         {"b_id": row.id, **{f"v_{k}": v for k, v in values.items()}})
         if next_id is None:
             return False
-        marked = conn.execute(update(Notification).where(
-            Notification.id == next_id, Notification.claimed_by == me,
-            Notification.status.in_([NotificationStatus.pending, NotificationStatus.failed]))
-            .values(send_started_at=wall, claim_expires=wall + LEASE)).rowcount
+        marked = conn.execute(_mark_statement(), {"b_id": next_id, "b_me": me, "b_wall": wall,
+                                                  "b_until": wall + LEASE}).rowcount
     return marked == 1
 
 
@@ -755,13 +773,14 @@ def deliver(ids: list[int] | None = None, *, limit: int = 500) -> dict:
     asset = _asset()
     cache: dict = {}
     messages: dict[tuple[str, str], _Message] = {}
+    db = engine()
     for start in range(0, len(rows), CLAIM_CHUNK):
         chunk = rows[start:start + CLAIM_CHUNK]
         won = _claim(chunk, me)
         counts["skipped"] += len(chunk) - len(won)
         done = None
         for row in (r for r in chunk if r.id in won):
-            if not _advance(me, done, row.id):
+            if not _advance(db, me, done, row.id):
                 done = None
                 counts["skipped"] += 1
                 continue
@@ -774,7 +793,7 @@ def deliver(ids: list[int] | None = None, *, limit: int = 500) -> dict:
             _log_outcome(row, outcome, error)
             counts["sent" if ok else "unconfirmed" if outcome == NotificationStatus.unconfirmed else "failed"] += 1
         if done is not None:
-            _advance(me, done, None)
+            _advance(db, me, done, None)
     return counts
 
 
