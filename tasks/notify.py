@@ -583,6 +583,10 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(minutes=min(2 ** min(n - 1, 10), MAX_BACKOFF_MINUTES))
 
 
+#: Statuses a delivery may try (the others: sent, unconfirmed — a person settles those).
+_TRYABLE = (NotificationStatus.pending, NotificationStatus.failed)
+
+
 def _wall() -> datetime:
     """The machine's real clock (UTC). Claims run on it, never on the drill clock: a pinned
     ``DUTYFLOW_NOW`` must not keep a dead deliverer's claim alive forever."""
@@ -636,7 +640,7 @@ def recover_claims() -> dict:
         lost = conn.execute(
             update(Notification)
             .where(Notification.claimed_by.in_(dead), Notification.send_started_at.is_not(None),
-                   Notification.status.in_([NotificationStatus.pending, NotificationStatus.failed]))
+                   Notification.status.in_(_TRYABLE))
             .values(status=NotificationStatus.unconfirmed, attempts=Notification.attempts + 1,
                     last_error=INTERRUPTED, next_attempt_at=None, claimed_by=None, claim_expires=None)
             .returning(Notification.id)).scalars().all()
@@ -652,7 +656,7 @@ def recover_claims() -> dict:
 def _due(t: datetime, wall: datetime):
     """Rows due for a try: pending or failed, a channel, time come, no live claim."""
     return (
-        Notification.status.in_([NotificationStatus.pending, NotificationStatus.failed]),
+        Notification.status.in_(_TRYABLE),
         Notification.channel != "",
         Notification.next_attempt_at.is_not(None),
         Notification.next_attempt_at <= t,
@@ -696,9 +700,6 @@ def _outcome_values(row: Notification, ok: bool, error: str, t: datetime) -> dic
                    "last_error": error[:MAX_ERROR_CHARS], "next_attempt_at": t + backoff(row.attempts + 1)}
 
 
-_LEAVING = frozenset([NotificationStatus.pending, NotificationStatus.failed])
-
-
 @lru_cache(maxsize=None)
 def _outcome_statement(columns: tuple[str, ...]):
     """UPDATE recording an outcome that sets ``columns`` (built once per kind of outcome)."""
@@ -712,7 +713,7 @@ def _mark_statement():
     """UPDATE marking a claimed row as leaving and renewing its claim (built once)."""
     c = Notification.__table__.c
     return (update(Notification.__table__)
-            .where(c.id == bindparam("b_id"), c.claimed_by == bindparam("b_me"), c.status.in_(sorted(_LEAVING)))
+            .where(c.id == bindparam("b_id"), c.claimed_by == bindparam("b_me"), c.status.in_(_TRYABLE))
             .values(send_started_at=bindparam("b_wall"), claim_expires=bindparam("b_until")))
 
 
