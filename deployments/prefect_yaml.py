@@ -4,8 +4,9 @@ registry and schedules as ``dutyflow serve``, so the two never disagree.
 Beyond one machine, the flows run from a ``process`` work pool: every worker machine has
 this code installed (``bash deployments/serve.sh`` installs it; or ``pip install -e .``),
 ``DUTYFLOW_CODE_DIR`` pointing at it and the shared ``DUTYFLOW_DATABASE_URL``, and runs
-``prefect worker start --pool dutyflow``; ``prefect deploy --all`` (from the code directory)
-registers the deployments below. Regenerate after changing a flow or a schedule::
+``prefect worker start --pool dutyflow`` (with ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY=30``, so a
+dead worker's runs are found within ``runs.stall_seconds``: ``tasks/recovery.py``);
+``prefect deploy --all`` (from the code directory) registers the deployments below. Regenerate after changing a flow or a schedule::
 
     .venv/bin/python -m deployments.prefect_yaml > deployments/prefect.yaml
 """

@@ -235,7 +235,9 @@ def run_action(core: Callable[..., Result | None], request: Any, headline: str) 
     DomainError back); nothing was written. An action on a classified case (or a refused
     one that says it is classified) leaves no free text in Prefect: the run's parameters
     are replaced by a redacted copy as soon as the core has stored the request, and the
-    artifact and the log lines show no title, content or warning text."""
+    artifact and the log lines show no title, content or warning text. A flow run started
+    again after a crash gets the outcome its first attempt committed (``replayed``): nothing
+    is applied twice, and only the notifications not yet sent are delivered."""
     log = get_run_logger()
     try:
         result = core(request, flow_run_id())
@@ -250,6 +252,8 @@ def run_action(core: Callable[..., Result | None], request: Any, headline: str) 
     out: dict[str, Any] = result.summary()
     out["warnings"] = list(result.case.warnings)
     note = pinned_note()
+    if result.replayed:  # a re-run of this flow run after a crash: the action stands, notices not yet sent go out
+        log.info("%s本次运行在中断前已办理（案件 %s），不重复办理；补发未发出的通知", note, result.case.id)
     log.info("%s%s → %s %s", note, headline, result.case.id, result.case.state)
     if result.case.classified and result.case.warnings:
         log.warning("%s%s：有 %d 条提示，请登录系统查看", note, CLASSIFIED_TITLE, len(result.case.warnings))

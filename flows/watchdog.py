@@ -85,10 +85,19 @@ def refresh_ledger() -> int:
     return total
 
 
+@task(name="recover-interrupted-runs")
+def recover_runs() -> dict:
+    """找出工作节点失联而中断的运行（超过时限没有心跳），标记为中断并重新调度其中的业务办理；
+    同一运行再次执行时，已办理的不会重复办理（见 tasks/recovery.py）。"""
+    from tasks.recovery import recover_interrupted_runs
+
+    return recover_interrupted_runs(flow_run_id())
+
+
 @flow(name="sweep-deadlines")
 def sweep_deadlines(request: SweepRequest = SweepRequest()) -> dict:
     """到期巡检（每分钟）：找出到期的义务，标记逾期并按阶梯督办（每步只做一次，停机后自动补做），
-    重发失败的通知，刷新督办台账。"""
+    重发失败的通知，刷新督办台账，重新调度因工作节点失联而中断的业务办理。"""
     log = get_run_logger()
     check_sweep_actor(request.actor)
     if request.actor != "system":
@@ -96,5 +105,6 @@ def sweep_deadlines(request: SweepRequest = SweepRequest()) -> dict:
     result = act_on_due(request.batch_size)
     result["delivery"] = retry_notifications()
     result["overdue"] = refresh_ledger()
+    result["runs"] = recover_runs()
     log.info("%s巡检完成：%s", pinned_note(), result)
     return result

@@ -128,6 +128,22 @@ class Obligation(SQLModel, table=True):
         self.data = {**{k: v for k, v in (self.data or {}).items() if k != "basis"}, **deadline.obligation_data()}
 
 
+class ActionRun(SQLModel, table=True):
+    """An operator action applied by one Prefect flow run: at most one per run. A run that is
+    started again after a crash (same flow-run id, same parameters) finds its row and
+    replays the recorded outcome (:func:`models.statemachine.transition`) instead of acting
+    twice. ``seq``: the action's audit event on the case; ``notice_ids``: the notices it
+    issued, in order."""
+
+    __tablename__ = "action_run"
+    flow_run_id: str = Field(primary_key=True)
+    case_id: str = Field(foreign_key="case.id", index=True)
+    seq: int
+    action: str  # "<machine kind>.<action>"
+    notice_ids: list = Field(default_factory=list, sa_column=Column(JSONList, nullable=False))
+    recorded_at: datetime = _dt(nullable=False)
+
+
 class Counter(SQLModel, table=True):
     """Gapless sequences (case ids, 发文字号): incremented inside the caller's transaction."""
 

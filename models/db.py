@@ -135,6 +135,39 @@ def session() -> Iterator[Session]:
 RETRYABLE_SQLSTATES = {"40P01": "deadlock detected", "40001": "serialization failure"}
 
 
+@contextmanager
+def only_one(name: str) -> Iterator[bool]:
+    """A named lock held by one process at a time across every machine on the database:
+    yields True to the holder, False at once to anyone else (who skips its turn). PostgreSQL:
+    a session advisory lock; SQLite (one machine): an exclusive lock on a file beside it."""
+    eng = engine()
+    if eng.dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        with eng.connect() as c:
+            got = c.execute(text("SELECT pg_try_advisory_lock(hashtext(:n))"), {"n": name}).scalar()
+            c.commit()
+            try:
+                yield bool(got)
+            finally:
+                if got:
+                    c.execute(text("SELECT pg_advisory_unlock(hashtext(:n))"), {"n": name})
+                    c.commit()
+        return
+    import fcntl
+
+    with open(home() / f"{name}.lock", "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def retryable(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
 

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, select
 
 from models import audit
-from models.case import Case, Obligation, ObligationStatus, next_number
+from models.case import ActionRun, Case, Obligation, ObligationStatus, next_number
 from models.clock import beijing, iso, local, now, parse_time
 from models.db import run_retrying
 from models.db import session as db_session
@@ -217,10 +218,13 @@ class Result:
     notices: list
     event_seq: int
     skipped: bool = False
+    replayed: bool = False  # this flow run had applied the action before: its recorded outcome
 
     def summary(self) -> dict[str, Any]:
-        return {"case_id": self.case.id, "state": self.case.state,
-                "notices": [n.id for n in self.notices]}
+        out = {"case_id": self.case.id, "state": self.case.state, "notices": [n.id for n in self.notices]}
+        if self.replayed:
+            out["replayed"] = True
+        return out
 
 
 def check_actor(s: Session, actor: str, on: datetime, *, system_ok: bool) -> None:
@@ -288,7 +292,16 @@ def transition(
     """Apply ``action`` to a case (or create one when the rule has no source states).
 
     Returns None when the effect raised :class:`Skip` (nothing was written).
+
+    An operator's action (``flow_run_id`` given, actor not ``system``) is applied at most once
+    per flow run: it is recorded in ``action_run`` in the same transaction, and a flow run
+    started again after a crash (same id, same parameters) gets the recorded outcome back
+    (``replayed``: the case, the same notices, nothing written, no check repeated), while a
+    different action in the same run is refused. Of two attempts racing, the one that loses on
+    the ``action_run`` key or the case version replays the winner's outcome.
     """
+    what = f"{machine.kind}.{action}"
+    once = once_per_run(actor, flow_run_id)
     if session is None:
         def attempt() -> Result:
             with db_session() as s:
@@ -297,11 +310,27 @@ def transition(
                                   flow_run_id=flow_run_id, title=title, classified=classified,
                                   allow_system=allow_system, session=s)
 
+        def attempt_or_replay() -> Result:
+            try:
+                return attempt()
+            except (IntegrityError, ConcurrentUpdate, StaleDataError) as exc:
+                if isinstance(exc, IntegrityError) and "action_run" not in str(exc.orig):
+                    raise
+                with db_session() as s:  # lost the race to another attempt of this run?
+                    recorded = s.get(ActionRun, flow_run_id) is not None
+                if not recorded:
+                    raise
+                return attempt()  # finds the winner's row: replays it
+
         try:
-            return run_retrying(attempt, f"{machine.kind}.{action}")
+            return run_retrying(attempt_or_replay if once else attempt, what)
         except Skip:
             return None
     s = session
+    if once:  # first: a replay is not refused because the case has moved on since
+        done = s.get(ActionRun, flow_run_id)
+        if done is not None:
+            return replay(s, done, what, case_id)
     rule = machine.rule(action)
     recorded = now()
     eff = effective_at or recorded
@@ -351,11 +380,34 @@ def transition(
             to_state=case.state, actor=actor, effective_at=eff, recorded_at=recorded,
             payload=step.payload, flow_run_id=flow_run_id, seq=case.event_count,
         )
+        if once:
+            s.add(ActionRun(flow_run_id=flow_run_id, case_id=case.id, seq=seq, action=what,
+                            notice_ids=[n.id for n in step.notices], recorded_at=recorded))
         if not s.info.get("batch"):  # a sweep batch flushes once, at its end
             s.flush()
     except StaleDataError:
         raise ConcurrentUpdate(f"案件 {case_ref} 刚被其他操作修改，请刷新后重试") from None
     return Result(case=case, notices=step.notices, event_seq=seq)
+
+
+def once_per_run(actor: str, flow_run_id: str | None) -> bool:
+    """An operator's action in a flow run, applied at most once per run. The sweep's
+    escalations and automatic proposals (actor ``system``) take many steps per run."""
+    return bool(flow_run_id) and actor != SYSTEM
+
+
+def replay(s: Session, done: ActionRun, what: str, case_id: str | None) -> Result:
+    """The recorded outcome of the action this flow run applied before (nothing written):
+    the case as it is now, the notices it issued, in their order. Another action (or another
+    case) in the same run is refused."""
+    if done.action != what or (case_id and case_id != done.case_id):
+        raise DomainError(f"本次运行（{done.flow_run_id}）已办理过其他操作，不能再办理此操作")
+    from models.notice import Notice
+
+    ids = list(done.notice_ids)
+    found = {n.id: n for n in s.exec(select(Notice).where(Notice.id.in_(ids))).all()} if ids else {}
+    return Result(case=s.get(Case, done.case_id), notices=[found[i] for i in ids], event_seq=done.seq,
+                  replayed=True)
 
 
 def _kind_label(machine: Machine) -> str:
