@@ -5,7 +5,8 @@ nothing is broken, else 1. ``--json`` prints the same as a list. The checks:
 
 - 数据库: the domain database answers (its address shown without password);
 - 迁移: its schema is at the newest migration (``dutyflow init`` upgrades it);
-- Prefect API: the server this machine's runs would report to answers;
+- Prefect API: the server this machine's runs would report to answers, and no operator action
+  was left Crashed after its automatic re-runs (``tasks/recovery.py``);
 - 工作日历: this year's working-day calendar is complete (✗ otherwise) and next year's is
   loaded (⚠ until the State Council's notice is loaded with ``dutyflow calendar load``);
 - 通知渠道: every registered channel is an address Apprise understands or a tag of the channel
@@ -65,9 +66,19 @@ def _prefect_api() -> Finding:
     url = os.environ.get("PREFECT_API_URL") or running_api_url()
     if not url:
         return Finding("Prefect API", WARN, "未设置 PREFECT_API_URL，也没有运行中的 dutyflow serve：流程只能在本进程运行")
-    if _healthy(url, timeout=5):
-        return Finding("Prefect API", OK, f"{url} 应答正常")
-    return Finding("Prefect API", FAIL, f"{url} 无应答：请检查 Prefect 服务器")
+    if not _healthy(url, timeout=5):
+        return Finding("Prefect API", FAIL, f"{url} 无应答：请检查 Prefect 服务器")
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from tasks.recovery import given_up_runs
+
+    with temporary_settings({PREFECT_API_URL: url}):
+        stuck = given_up_runs()
+    if stuck:
+        names = "、".join(r.name for r in stuck[:5]) + ("等" if len(stuck) > 5 else "")
+        return Finding("Prefect API", WARN, f"{url} 应答正常；{len(stuck)} 个业务办理运行中断后多次重新调度仍未完成"
+                                            f"（{names}）：请核实后在 Prefect 中重试或重新提交")
+    return Finding("Prefect API", OK, f"{url} 应答正常")
 
 
 def _calendar() -> Finding:

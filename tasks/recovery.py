@@ -107,16 +107,34 @@ def _redrives(client, run_id: UUID) -> int:
     return sum(1 for st in client.read_flow_run_states(run_id) if (st.message or "").startswith(REDRIVE_PREFIX))
 
 
+def _crashed_actions(client, now: datetime) -> list[tuple]:
+    """(run, re-runs so far) of the Crashed operator actions created within ``runs.redrive_hours``."""
+    from prefect.client.schemas.objects import StateType
+
+    window = timedelta(hours=float(policy.get("runs", "redrive_hours", default=24)))
+    return [(run, _redrives(client, run.id))
+            for run in _runs(client, (StateType.CRASHED,), ["dutyflow", ACTION_TAG], created_after=now - window)]
+
+
+def _most() -> int:
+    return int(policy.get("runs", "redrive_max", default=3))
+
+
+def given_up_runs() -> list:
+    """The operator actions left Crashed after ``runs.redrive_max`` re-runs (for ``dutyflow doctor``)."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return [run for run, done in _crashed_actions(client, datetime.now(timezone.utc)) if done >= _most()]
+
+
 def redrive_crashed(client, now: datetime) -> tuple[list, list]:
     """Schedule again the Crashed operator actions within the limits; (re-scheduled, given up)."""
-    from prefect.client.schemas.objects import StateType
     from prefect.states import AwaitingRetry
 
-    most = int(policy.get("runs", "redrive_max", default=3))
-    window = timedelta(hours=float(policy.get("runs", "redrive_hours", default=24)))
+    most = _most()
     again, given_up = [], []
-    for run in _runs(client, (StateType.CRASHED,), ["dutyflow", ACTION_TAG], created_after=now - window):
-        done = _redrives(client, run.id)
+    for run, done in _crashed_actions(client, now):
         if done >= most:
             given_up.append(run)
             continue

@@ -155,8 +155,13 @@ def clock(monkeypatch):
 
 @pytest.fixture(scope="session")
 def prefect_harness():
-    """One Prefect test harness per pytest run (≈10 s to start)."""
+    """One Prefect test harness per pytest run (≈10 s to start), offline like the service
+    (no analytics: its server would otherwise try to reach the internet)."""
     from prefect.testing.utilities import prefect_test_harness
+
+    from deployments.settings import apply_offline_settings
+
+    apply_offline_settings()
 
     with prefect_test_harness(server_startup_timeout=120):
         yield

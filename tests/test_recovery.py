@@ -130,3 +130,30 @@ def test_one_sweep_recovers_at_a_time(prefect_harness, stall_policy, db):
         out = recover_interrupted_runs()
         assert out["crashed"] >= 1 and "skipped" not in out
         assert client.read_flow_run(run.id).state.type == StateType.SCHEDULED
+
+
+def test_doctor_points_out_actions_left_crashed_after_their_reruns(prefect_harness, stall_policy, org, capsys,
+                                                                    monkeypatch):
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+    from prefect.states import AwaitingRetry, Crashed
+
+    from deployments.cli import main
+
+    monkeypatch.setenv("PREFECT_API_URL", PREFECT_API_URL.value())
+
+    def prefect_line() -> str:
+        assert main(["doctor"]) == 0
+        return next(line for line in capsys.readouterr().out.splitlines() if "Prefect API" in line)
+
+    with get_client(sync_client=True) as client:
+        dep = _deployment(client, "doctor", ["dutyflow", ACTION_TAG])
+        run = client.create_flow_run_from_deployment(dep)
+        for i in range(1, 3):  # crashed, re-run twice (the limit here), crashed again each time
+            client.set_flow_run_state(run.id, Crashed(message="worker died"), force=True)
+            before = prefect_line()
+            assert run.name not in before
+            client.set_flow_run_state(run.id, AwaitingRetry(message=f"{REDRIVE_PREFIX}（第 {i} 次）"), force=True)
+        client.set_flow_run_state(run.id, Crashed(message="worker died"), force=True)
+    line = prefect_line()
+    assert line.startswith("⚠ Prefect API") and run.name in line and "重新调度仍未完成" in line, line

@@ -24,6 +24,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -174,6 +175,17 @@ def topology(tmp_path, monkeypatch):
         sink.close()
 
 
+@contextmanager
+def api_client(api: str):
+    """A Prefect client of the topology's server, whatever Prefect settings this thread has
+    (the suite's test harness may be active: the environment alone would not win over it)."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+        yield client
+
+
 def _ago(hours: float) -> str:
     return (datetime.now(BEIJING) - timedelta(hours=hours)).isoformat(timespec="seconds")
 
@@ -192,16 +204,15 @@ def risk_request(i: int) -> dict:
             "effective_at": _ago(72)}
 
 
-def _submit_all(client, names_params: list[tuple[str, dict]]) -> list:
+def _submit_all(api: str, names_params: list[tuple[str, dict]]) -> list:
     from concurrent.futures import ThreadPoolExecutor
 
-    ids = {name: client.read_deployment_by_name(f"{name}/{name}").id for name, _ in names_params}
+    with api_client(api) as client:
+        ids = {name: client.read_deployment_by_name(f"{name}/{name}").id for name, _ in names_params}
 
     def submit(item):
-        from prefect.client.orchestration import get_client
-
         name, params = item
-        with get_client(sync_client=True) as c:
+        with api_client(api) as c:
             return c.create_flow_run_from_deployment(ids[name], parameters={"request": params}).id
 
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -221,7 +232,6 @@ def _states(client, run_ids) -> dict:
 
 
 def test_two_workers_fifty_incidents_and_fifty_risks_with_twenty_kills(topology):
-    from prefect.client.orchestration import get_client
     from sqlmodel import select
 
     from models.audit import AuditEvent
@@ -243,16 +253,14 @@ def test_two_workers_fifty_incidents_and_fifty_risks_with_twenty_kills(topology)
     sweeps: list = []
 
     def sweep_now_and_then():  # manual sweeps besides the every-minute schedule: both workers take them
-        from prefect.client.orchestration import get_client as gc
-
-        with gc(sync_client=True) as c:
+        with api_client(topology.api) as c:
             dep = c.read_deployment_by_name("sweep-deadlines/sweep-deadlines").id
             while not stop.wait(15):
                 sweeps.append(c.create_flow_run_from_deployment(dep).id)
 
     sweeper = threading.Thread(target=sweep_now_and_then, daemon=True)
-    with get_client(sync_client=True) as client:
-        run_ids = _submit_all(client, requests)
+    with api_client(topology.api) as client:
+        run_ids = _submit_all(topology.api, requests)
         sweeper.start()
         killed_processes = 0
         for trial in range(KILLS):  # the seeded kill -9 trials
@@ -312,17 +320,19 @@ def test_two_workers_fifty_incidents_and_fifty_risks_with_twenty_kills(topology)
     received = Counter((m["_path"], m.get("title"), (m.get("message") or "").rstrip()) for m in topology.sink.messages)
     status = Counter(r.status for r in rows)
     assert set(status) <= {NotificationStatus.sent, NotificationStatus.unconfirmed}, status
-    for r in rows:
-        key = (r.person, *expected_messages[r.id])
-        if r.status == NotificationStatus.sent:
-            assert received[key] == 1, (r.id, r.status, received[key])
-        else:
-            assert received[key] <= 1, (r.id, r.status, received[key])
-    assert sum(received.values()) == sum(
-        received[(r.person, *expected_messages[r.id])] for r in rows), \
-        "the sink holds a message no notification row accounts for"
+    sent = Counter((r.person, *expected_messages[r.id]) for r in rows if r.status == NotificationStatus.sent)
+    unknown = Counter((r.person, *expected_messages[r.id]) for r in rows if r.status == NotificationStatus.unconfirmed)
+    for key in set(received) | set(sent) | set(unknown):
+        assert sent[key] <= received[key] <= sent[key] + unknown[key], (key[:2], sent[key], unknown[key], received[key])
+    # both workers took actions and sweeps (the engine's lines are in its worker's log)
+    for slot in ("w1", "w2"):
+        logs = "".join(p.read_text(errors="replace") for p in topology.tmp.glob(f"{slot}-*.log"))
+        assert "for flow 'sweep-deadlines'" in logs, f"{slot} ran no sweep"
+        assert "for flow 'report-incident'" in logs or "for flow 'notify-risk'" in logs, f"{slot} ran no action"
+    replays = sum(p.read_text(errors="replace").count("本次运行在中断前已办理") for p in topology.tmp.glob("w*.log"))
     verified = topology.run("dutyflow", "audit", "verify")
     print(f"topology: {len(run_ids)} actions, {len(sweeps)} manual sweeps, {KILLS} kills "
-          f"({killed_processes} processes), {len(redriven)} runs re-driven, {len(events)} audit events "
+          f"({killed_processes} processes), {len(redriven)} runs re-driven ({replays} replayed a committed action), "
+          f"{len(events)} audit events "
           f"({len(swept)} sweep steps), {len(rows)} messages ({status[NotificationStatus.unconfirmed]} 结果不明); "
           f"{verified.stdout.strip().splitlines()[-1]}")
