@@ -517,7 +517,8 @@ def decide(req: RecordAccountabilityDecisionRequest, flow_run_id: str | None = N
         step.payload["forms"] = {pid: p["forms"] for pid, p in decision["persons"].items()}
 
     return transition(MACHINE, "decide", actor=req.actor, case_id=req.case_id, effective_at=req.effective_time(),
-                      effect=effect, flow_run_id=flow_run_id, payload={"decided_by": req.decided_by})
+                      effect=effect, flow_run_id=flow_run_id, payload={"decided_by": req.decided_by},
+                      scope={"decided_by": req.decided_by})
 
 
 def _confirmed_proposal(s: Session, case_id: str) -> str:
@@ -584,7 +585,8 @@ def appeal(req: FileAppealRequest, flow_run_id: str | None = None) -> Result:
         step.case.data = {**d, "appeals": appeals}
 
     return transition(MACHINE, "appeal", actor=req.actor, case_id=req.case_id, effective_at=req.effective_time(),
-                      effect=effect, flow_run_id=flow_run_id, payload={"person": req.person, "reason": req.reason})
+                      effect=effect, flow_run_id=flow_run_id, payload={"person": req.person, "reason": req.reason},
+                      scope={"appellant": req.person})
 
 
 def _pending_appeals(step: Step) -> bool:
@@ -625,7 +627,7 @@ def decide_appeal(req: DecideAppealRequest, flow_run_id: str | None = None) -> R
 
     return transition(MACHINE, "decide_appeal", actor=req.actor, case_id=req.case_id,
                       effective_at=req.effective_time(), effect=effect, flow_run_id=flow_run_id,
-                      payload={"person": req.person, "upheld": req.upheld})
+                      payload={"person": req.person, "upheld": req.upheld}, scope={"appellant": req.person})
 
 
 def _windows_from_receipt(step: Step, rows: list) -> list[str]:

@@ -336,7 +336,7 @@ def start(req: StartAssessmentRequest, flow_run_id: str | None = None,
     try:
         return transition(MACHINE, "start", actor=req.actor, unit=_street_of(req.units), effective_at=req.effective_time(),
                           effect=effect, title=f"{year}年度网络安全工作责任制检查考核", flow_run_id=flow_run_id,
-                          allow_system=True, payload={"year": year})
+                          payload={"year": year})
     except (_Existing, IntegrityError) as exc:  # IntegrityError: a concurrent start won the year's key
         from models.db import session
 
@@ -457,7 +457,8 @@ def self_assess(req: SelfAssessmentRequest, flow_run_id: str | None = None) -> R
 
     case_id = _cycle_id(req.year)
     return transition(MACHINE, "self_assess", actor=req.actor, case_id=case_id, effective_at=req.effective_time(),
-                      effect=effect, flow_run_id=flow_run_id, payload={"unit": req.unit, "scores": req.scores})
+                      effect=effect, flow_run_id=flow_run_id, payload={"unit": req.unit, "scores": req.scores},
+                      scope={"unit": req.unit})
 
 
 def _manual(case: Case) -> dict[str, dict]:
@@ -501,7 +502,8 @@ def score(req: ScoreAssessmentRequest, flow_run_id: str | None = None) -> Result
         step.payload["units"] = [e.unit for _at, e in entries]
 
     return transition(MACHINE, "score", actor=req.actor, case_id=_cycle_id(req.year),
-                      effective_at=req.effective_time(), effect=effect, flow_run_id=flow_run_id)
+                      effective_at=req.effective_time(), effect=effect, flow_run_id=flow_run_id,
+                      scope={"units": [e.unit for _at, e in entries]})
 
 
 def _falsified_veto(cat: dict) -> dict | None:

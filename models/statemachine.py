@@ -18,13 +18,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, select
 
-from models import audit
+from models import audit, authority
 from models.case import ActionRun, Case, Obligation, ObligationStatus, next_number
 from models.clock import beijing, iso, local, now, parse_time
 from models.db import run_retrying
 from models.db import session as db_session
 from models.errors import ConcurrentUpdate, DomainError
-from models.org import get_unit, posts_of
+from models.org import Person, get_unit, posts_of
 
 SYSTEM = "system"
 
@@ -227,12 +227,18 @@ class Result:
         return out
 
 
-def check_actor(s: Session, actor: str, on: datetime, *, system_ok: bool) -> None:
+def check_actor(s: Session, actor: str, on: datetime, *, system_ok: bool = True, post: bool = True) -> None:
+    """The actor is a registered, active person holding a post on the action's date (``post``),
+    or ``system`` where ``system_ok``. In a transition the authority table decides the rest:
+    whether ``system`` may, and which posts (an appellant may have left office)."""
     if actor == SYSTEM:
         if system_ok:
             return
         raise DomainError("'system' 仅供定时任务使用；请填写操作人的人员编号", "actor")
-    if not actor or not posts_of(s, actor, local(on).date()):
+    person = s.get(Person, actor) if actor else None
+    if person is None or not person.active:
+        raise DomainError(f"操作人 '{actor}' 不是登记在岗的人员（须在组织名册中有有效岗位）", "actor")
+    if post and not posts_of(s, actor, local(on).date()):
         raise DomainError(f"操作人 '{actor}' 不是登记在岗的人员（须在组织名册中有有效岗位）", "actor")
 
 
@@ -286,12 +292,17 @@ def transition(
     flow_run_id: str | None = None,
     title: str = "",
     classified: bool = False,
-    allow_system: bool = False,
+    scope: dict[str, Any] | None = None,
     session: Session | None = None,
 ) -> Result | None:
     """Apply ``action`` to a case (or create one when the rule has no source states).
 
     Returns None when the effect raised :class:`Skip` (nothing was written).
+
+    Who may take the action is checked against the authority table (``models/authority.py``,
+    SPEC §3.6) before anything else is done: ``scope`` names what the request concerns where
+    the case does not say it (the unit of a self-assessment, the issuer of a 整改通知, the
+    deciding organisation, the appellant, the units scored).
 
     An operator's action (``flow_run_id`` given, actor not ``system``) is applied at most once
     per flow run: it is recorded in ``action_run`` in the same transaction, and a flow run
@@ -308,7 +319,7 @@ def transition(
                 return transition(machine, action, actor=actor, case_id=case_id, unit=unit,
                                   effective_at=effective_at, effect=effect, payload=payload,
                                   flow_run_id=flow_run_id, title=title, classified=classified,
-                                  allow_system=allow_system, session=s)
+                                  scope=scope, session=s)
 
         def attempt_or_replay() -> Result:
             try:
@@ -335,11 +346,13 @@ def transition(
     recorded = now()
     eff = effective_at or recorded
     check_effective_at(eff, recorded)
-    check_actor(s, actor, eff, system_ok=rule.system_only or allow_system)
+    check_actor(s, actor, eff, post=False)
     if rule.source:
         case = s.get(Case, case_id) if case_id else None
         if case is None or case.kind != machine.kind:
             raise DomainError(f"未找到{_kind_label(machine)}案件 '{case_id}'", "case_id")
+        authority.check(authority.scope_of(s, actor=actor, on=local(eff).date(), kind=case.kind, unit=case.unit,
+                                           data=case.data, given=scope), machine.kind, action, rule.label)
         if case.state not in rule.source:
             raise machine.refuse(case, rule)
         if effective_at is not None:
@@ -347,6 +360,8 @@ def transition(
         from_state = case.state
     else:
         owner = get_unit(s, unit or "", "unit")
+        authority.check(authority.scope_of(s, actor=actor, on=local(eff).date(), kind=machine.kind, unit=owner.code,
+                                           data={}, given=scope), machine.kind, action, rule.label)
         year = local(eff).year
         number = next_number(s, f"case:{machine.id_prefix}", year)
         case = Case(id=f"{machine.id_prefix}-{year}-{number:04d}", kind=machine.kind,

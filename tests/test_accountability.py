@@ -53,7 +53,7 @@ def proposals(source: str) -> list[dict]:
 
 
 def incident(**over) -> str:
-    params = dict(actor=OFFICER, unit="SQ03", category="defacement", level="relatively_major",
+    params = dict(actor=OFFICER if over.get("unit", "SQ03") == "SQ03" else OFFICE, unit="SQ03", category="defacement", level="relatively_major",
                   title="社区门户网站首页被篡改", description="首页被植入有害信息",
                   discovered_at="2026-11-20T08:00:00+08:00", involved_persons=[LIAISON])
     params.update(over)
@@ -658,7 +658,7 @@ def test_appeal_inside_the_window_keeps_the_decision_in_force(org, sink):
     at("2026-04-08T10:00:00+08:00")  # p-ma-yumei's window ended at 4/7 24:00 (the sweep has not closed it yet)
     before = db_state()
     with pytest.raises(DomainError) as info:
-        core("appeal", actor=OFFICE, case_id=cid, person="p-ma-yumei", reason="不服")  # recorded by the office
+        core("appeal", actor="p-ma-yumei", case_id=cid, person="p-ma-yumei", reason="不服")  # no post since 2/28
     assert "2026年4月7日（当日24时）届满" in info.value.message and "4月8日" not in info.value.message
     assert db_state() == before
     out = core("decide_appeal", actor=STREET, case_id=cid, person=LIAISON, upheld=True, opinion="维持")
@@ -723,7 +723,7 @@ def test_the_organisation_held_accountable_may_appeal_under_its_unit_code(org):
          organisation_forms=["检查"])
     windows = {o["person"]: o["status"] for o in _obligations(cid) if o["kind"] == "appeal_window"}
     assert windows == {LIAISON: "open", "SQ03": "open"}
-    refused(core, "appeal", field="person", contains="SQ03", actor=OFFICE, case_id=cid, person="SQ04", reason="不服")
+    refused(core, "appeal", field="person", contains="SQ03", actor="p-luo-chunmei", case_id=cid, person="SQ04", reason="不服")
     at("2026-03-20T10:00:00+08:00")
     assert core("appeal", actor=PRINCIPAL, case_id=cid, person="SQ03", reason="已整改到位").case.state == "appealed"
     decision = show(cid)["data"]["decision"]

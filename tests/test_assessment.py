@@ -621,13 +621,23 @@ def test_rectifications_count_as_they_stood_at_the_cutoff(org, clock):
     from models.clock import TZ
     from tasks import scoring
 
+    units: dict[str, str] = {}
+
     def notify(unit: str, level: str) -> str:
-        return act(r.notify, r.NotifyRiskRequest, actor=OFFICE, unit=unit, source="区网信办检查", risk_level=level,
-                   problem="弱口令", requirement="整改").case.id
+        case_id = act(r.notify, r.NotifyRiskRequest, actor=OFFICE, unit=unit, source="区网信办检查", risk_level=level,
+                      problem="弱口令", requirement="整改").case.id
+        units[case_id] = unit
+        return case_id
+
+    officers = {"SQ06": "p-deng-hao", "SQ08": "p-wei-shuai", "SQ09": "p-du-yuhang"}  # 网络安全负责人
+
+    def fix(case_id: str) -> None:
+        officer = officers[units[case_id]]
+        act(r.acknowledge, r.AcknowledgeRiskRequest, actor=officer, case_id=case_id)
+        act(r.submit, r.SubmitRectificationRequest, actor=officer, case_id=case_id, measures="已整改", evidence=["截图"])
 
     def done(case_id: str) -> None:
-        act(r.acknowledge, r.AcknowledgeRiskRequest, actor=OFFICE, case_id=case_id)
-        act(r.submit, r.SubmitRectificationRequest, actor=OFFICE, case_id=case_id, measures="已整改", evidence=["截图"])
+        fix(case_id)
         act(r.verify, r.VerifyRectificationRequest, actor=OFFICE, case_id=case_id, passed=True, opinion="通过")
 
     clock("2026-06-01T10:00:00+08:00")
@@ -636,8 +646,7 @@ def test_rectifications_count_as_they_stood_at_the_cutoff(org, clock):
     done(on_time)
     clock("2026-06-29T10:00:00+08:00")
     done(met_late)  # closed, but after its due time
-    act(r.acknowledge, r.AcknowledgeRiskRequest, actor=OFFICE, case_id=redone)
-    act(r.submit, r.SubmitRectificationRequest, actor=OFFICE, case_id=redone, measures="已整改", evidence=["截图"])
+    fix(redone)
     clock("2026-11-02T10:00:00+08:00")
     open_overdue = notify("SQ06", "medium")  # due mid-November; no sweep has marked it missed
     clock("2026-11-25T10:00:00+08:00")
@@ -662,7 +671,7 @@ def test_rectifications_count_as_they_stood_at_the_cutoff(org, clock):
     clock("2026-12-28T10:00:00+08:00")
     act(r.verify, r.VerifyRectificationRequest, actor=OFFICE, case_id=redone, passed=False, opinion="未整改到位")
     clock("2027-01-08T10:00:00+08:00")
-    act(r.submit, r.SubmitRectificationRequest, actor=OFFICE, case_id=redone, measures="已整改", evidence=["截图"])
+    act(r.submit, r.SubmitRectificationRequest, actor="p-du-yuhang", case_id=redone, measures="已整改", evidence=["截图"])
     clock("2027-01-20T10:00:00+08:00")  # the cutoffs below are all earlier
     start = auto(2026, datetime(2026, 12, 1, 9, tzinfo=TZ))
     assert start == now

@@ -412,16 +412,16 @@ def test_the_unit_cannot_issue_verify_or_extend_its_own_rectification(org, clock
     """下发、复核验收、延期审批 are the issuing side's: SQ03's own officer is refused (field actor,
     nothing written); the street's party secretary (up the 网信办's territorial line) may act."""
     clock("2026-11-02T10:00:00+08:00")
-    refused("notify", field="actor", contains="SQ03 cyber_officer", **notify_params(actor=OFFICER))
-    refused("notify", field="issuer", contains="不能由责任单位", **notify_params(issuer="SQ03"))
+    refused("notify", field="actor", contains="建设社区网络安全负责人", **notify_params(actor=OFFICER))
+    refused("notify", field="issuer", contains="不能是责任单位本身或平级单位", **notify_params(issuer="SQ03"))
     case_id = core("notify", **notify_params(risk_level="high", actor=STREET_PRINCIPAL)).case.id
     core("request_extension", actor=OFFICER, case_id=case_id, reason="需采购设备", new_due_at="2026-11-20T00:00:00+08:00")
-    refused("decide_extension", field="actor", contains="延期审批", actor=OFFICER, case_id=case_id, approved=True,
+    refused("decide_extension", field="actor", contains="无权办理 decide-extension", actor=OFFICER, case_id=case_id, approved=True,
             opinion="同意")
     core("decide_extension", actor=STREET_PRINCIPAL, case_id=case_id, approved=True, opinion="同意")
     core("acknowledge", actor=OFFICER, case_id=case_id)
     core("submit", actor=OFFICER, case_id=case_id, measures="改口令", evidence=["截图"])
-    refused("verify", field="actor", contains="复核验收", actor=LEAD, case_id=case_id, passed=True, opinion="已整改")
+    refused("verify", field="actor", contains="无权办理 verify-rectification", actor=LEAD, case_id=case_id, passed=True, opinion="已整改")
     assert core("verify", actor=OFFICE, case_id=case_id, passed=True, opinion="通过").case.state == "closed"
 
 
