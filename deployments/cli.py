@@ -185,14 +185,22 @@ def cmd_calendar(args) -> int:
 
 
 def _use_prefect_api() -> str:
-    """Point Prefect at PREFECT_API_URL, else at a running `dutyflow serve`; say which."""
+    """Point Prefect at PREFECT_API_URL, else at a running `dutyflow serve`; say which. The
+    CLI logs in with the service credential of this DUTYFLOW_HOME (it acts as the person
+    the command names only on the server's own machine)."""
+    from models.account import service_auth_string
+
     if os.environ.get("PREFECT_API_URL"):
+        if service_auth_string():
+            os.environ.setdefault("PREFECT_API_AUTH_STRING", service_auth_string())
         return f"Prefect API：{os.environ['PREFECT_API_URL']}（PREFECT_API_URL）"
     from deployments.serve import running_api_url
 
     url = running_api_url()
     if url:
         os.environ["PREFECT_API_URL"] = url
+        if service_auth_string():
+            os.environ.setdefault("PREFECT_API_AUTH_STRING", service_auth_string())
         return f"Prefect API：{url}（正在运行的 dutyflow serve）"
     return "Prefect API：临时内嵌服务器（未设置 PREFECT_API_URL，也没有运行中的 dutyflow serve）"
 
@@ -216,6 +224,38 @@ def cmd_run(args) -> int:
     result = fl(request=request)
     print(api, file=sys.stderr)
     _print_json(result)
+    return 0
+
+
+def cmd_account(args) -> int:
+    """``account add PERSON --password-stdin`` · ``account disable PERSON`` · ``account list [--json]``."""
+    from models import account
+    from models.db import session
+
+    if args.account_cmd == "add":
+        if not args.password_stdin:
+            raise DomainError("口令只从标准输入读取（--password-stdin），不出现在命令行和历史记录中", "--password-stdin")
+        password = sys.stdin.readline().rstrip("\r\n")
+        with session() as s:
+            acc = account.set_password(s, args.person, password)
+            existed = acc.created_at != acc.changed_at
+        print(f"已{'更新' if existed else '创建'}账号 {args.person}（登录名为人员编号）")
+        return 0
+    if args.account_cmd == "disable":
+        with session() as s:
+            account.disable(s, args.person)
+        print(f"已停用账号 {args.person}")
+        return 0
+    with session() as s:
+        rows = account.listing(s)
+    if args.json:
+        _print_json(rows)
+        return 0
+    for r in rows:
+        state = "停用" if r["disabled"] else ("锁定" if r["locked_until"] else ("不在岗" if not r["has_post"] else "有效"))
+        print(f"{r['person']:20} {r['name']:6} {state}")
+    if not rows:
+        print("尚无账号：dutyflow account add 人员编号 --password-stdin")
     return 0
 
 
@@ -481,6 +521,17 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--params", default="{}")
     sp.add_argument("--verbose", "-v", action="store_true", help="show Prefect's log lines")
     sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("account", help="login accounts of registry persons (the served UI and API require login)")
+    acsub = sp.add_subparsers(dest="account_cmd", required=True)
+    a = acsub.add_parser("add", help="create a person's account, or set a new password (read from stdin)")
+    a.add_argument("person")
+    a.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    a = acsub.add_parser("disable", help="disable a person's account (login refused at once)")
+    a.add_argument("person")
+    a = acsub.add_parser("list", help="accounts (never their password hashes)")
+    a.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_account)
 
     sp = sub.add_parser("show", help="one case")
     sp.add_argument("case_id")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from deployments.gateway import login_required
+
 INTERVALS = {"sweep-deadlines": timedelta(minutes=1)}
 
 
@@ -40,7 +42,21 @@ def form_schema(fl, values: dict[str, list[str]]):
 
     schema = parameter_schema(fl)
     apply_choices({"properties": schema.properties, "definitions": schema.definitions}, values)
+    if login_required():
+        without_actor(schema.definitions)
     return schema
+
+
+def without_actor(definitions: dict) -> None:
+    """The forms no longer ask who you are: the login gateway binds ``request.actor`` to the
+    logged-in person (``deployments/gateway.py``), which then validates the whole request with
+    the domain's model, ``actor`` included."""
+    for definition in (definitions or {}).values():
+        props = definition.get("properties") or {}
+        if "actor" in props and "effective_at" in props:  # a flow's request (models.requests.Request)
+            del props["actor"]
+            definition["required"] = [r for r in definition.get("required", []) if r != "actor"]
+            definition.pop("additionalProperties", None)
 
 
 def refresh_forms(api_url: str | None = None) -> int:

@@ -80,6 +80,10 @@ def serve(host: str = "127.0.0.1", port: int = 4200, demo: bool = True) -> int:
     if demo:
         _load_demo_if_empty()
     api_url = f"http://{host}:{port}/api"
+    from deployments.gateway import login_required
+    from models.account import service_auth_string
+
+    os.environ["PREFECT_API_AUTH_STRING"] = service_auth_string(create=True)  # this process and its runs
     prefect_home = home() / "prefect"
     prefect_home.mkdir(parents=True, exist_ok=True)
     os.environ["PREFECT_HOME"] = str(prefect_home)
@@ -107,6 +111,7 @@ def serve(host: str = "127.0.0.1", port: int = 4200, demo: bool = True) -> int:
         ui = f"http://{host}:{port}"
         # the old UI by one of its own pages: "/" goes to the default UI (V2) unless a cookie says otherwise
         print(f"dutyflow 已启动。界面：{ui}/v2 （旧版界面 {ui}/dashboard ），API：{api_url}", flush=True)
+        print(_login_note(login_required()), flush=True)
         from deployments import fast_start
         from deployments.deployments import build
 
@@ -125,6 +130,22 @@ def serve(host: str = "127.0.0.1", port: int = 4200, demo: bool = True) -> int:
                 os.killpg(server.pid, signal.SIGKILL)
         print("dutyflow 已停止", flush=True)
     return 0
+
+
+def _login_note(required: bool) -> str:
+    """What serve says of login: how to log in, or that there are no accounts yet, or that it is off."""
+    from sqlmodel import func, select
+
+    from models.account import Account
+    from models.db import session
+
+    if not required:
+        return "⚠ 登录已关闭（DUTYFLOW_LOGIN=off）：任何能访问此端口的人都能以任何人的名义办理"
+    with session() as s:
+        accounts = s.exec(select(func.count()).select_from(Account).where(Account.disabled.is_(False))).one()
+    if not accounts:
+        return "登录：尚无账号。请先创建：dutyflow account add 人员编号 --password-stdin（界面提示时输入“人员编号:口令”）"
+    return f"登录：界面提示时输入“人员编号:口令”（{accounts} 个有效账号）"
 
 
 #: The V2 UI starts its analytics library (session-replay config from an outside host) before

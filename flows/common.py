@@ -11,6 +11,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.client.schemas.objects import State
 from prefect.states import Failed
 
+from models import authority
 from models.clock import local, pinned_note
 from models.errors import DomainError
 from models.statemachine import Result
@@ -34,6 +35,16 @@ def _refusal_exit(kind, exc, tb, _default=sys.excepthook) -> None:
 
 logging.getLogger("prefect.flow_runs").addFilter(_RefusalFilter())
 sys.excepthook = _refusal_exit
+
+
+def run_login() -> tuple[str, str] | None:
+    """Who started this flow run through the login gateway, and how (Prefect's ``created_by``
+    of the run); None for a run the gateway did not create (the schedule, the CLI in-process)."""
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    created = getattr(getattr(ctx, "flow_run", None), "created_by", None)
+    return authority.login_from_created_by(getattr(created, "type", None))
 
 
 def flow_run_id() -> str | None:
@@ -239,6 +250,7 @@ def run_action(core: Callable[..., Result | None], request: Any, headline: str) 
     again after a crash gets the outcome its first attempt committed (``replayed``): nothing
     is applied twice, and only the notifications not yet sent are delivered."""
     log = get_run_logger()
+    token = authority.LOGIN.set(run_login())
     try:
         result = core(request, flow_run_id())
     except DomainError as exc:
@@ -247,6 +259,8 @@ def run_action(core: Callable[..., Result | None], request: Any, headline: str) 
         if classified_request(request):
             redact_run_parameters(request)
         return Failed(message=message, data=exc)
+    finally:
+        authority.LOGIN.reset(token)
     if classified_request(request, result):  # stored in the domain database: Prefect keeps none of it
         redact_run_parameters(request)
     out: dict[str, Any] = result.summary()

@@ -21,6 +21,7 @@ unit is never scored by its own staff.
 """
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Callable
@@ -31,6 +32,42 @@ from models.errors import DomainError
 from models.org import OrgUnit, Person, Post, Role, ancestors, committee_unit, office_unit, posts_of, role_unit
 
 SYSTEM = "system"
+
+#: Who is logged in for the action being applied — ``(person, method)`` — as the flow run's
+#: Prefect ``created_by`` records it (set by the login gateway, read by the flow). None: an
+#: action applied without the served API (the CLI in-process on the machine, a test).
+LOGIN: ContextVar[tuple[str, str] | None] = ContextVar("dutyflow_login", default=None)
+#: How a login was proven, as the audit log shows it.
+LOGIN_METHODS = {"password": "口令登录", "proxy": "统一身份认证（反向代理）", "cli": "本机命令行（服务凭据）",
+                 "service": "服务凭据", "local": "本机直接办理（未经服务器）"}
+
+
+def created_by_type(person: str, method: str) -> str:
+    """Prefect's ``created_by.type`` of a run the login gateway let through."""
+    return f"dutyflow:{method}:{person}"
+
+
+def login_from_created_by(kind: str | None) -> tuple[str, str] | None:
+    """``(person, method)`` from a run's ``created_by.type`` (None when the gateway did not create it)."""
+    parts = (kind or "").split(":", 2)
+    if len(parts) != 3 or parts[0] != "dutyflow" or parts[1] not in LOGIN_METHODS:
+        return None
+    return parts[2], parts[1]
+
+
+def check_login(actor: str) -> dict[str, str] | None:
+    """The actor is the logged-in person (the service credential acts only as ``system``);
+    returns what the audit event records of the login (None for ``system`` without one)."""
+    login = LOGIN.get()
+    if login is None:
+        return None if actor == SYSTEM else {"person": actor, "method": "local"}
+    person, method = login
+    if method == "service":
+        if actor != SYSTEM:
+            raise DomainError(f"以服务凭据发起的运行只能以 system 办理，不能以 {actor} 的名义办理", "actor")
+    elif person != actor:
+        raise DomainError(f"操作人须为登录人本人（{person}），不能代他人（{actor}）办理", "actor")
+    return {"person": person, "method": method}
 
 
 @dataclass

@@ -80,6 +80,11 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def real_now() -> datetime:
+    """The machine's real clock (UTC), never pinned: logins and lock-outs, run recovery."""
+    return datetime.now(UTC)
+
+
 def today_local() -> date:
     return local(now()).date()
 

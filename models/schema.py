@@ -9,6 +9,7 @@ from models.db import ROOT, database_url, engine
 
 def import_all_tables() -> None:
     """Register every table on ``SQLModel.metadata``."""
+    import models.account  # noqa: F401
     import models.assessment  # noqa: F401
     import models.audit  # noqa: F401
     import models.calendar  # noqa: F401

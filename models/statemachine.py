@@ -346,6 +346,7 @@ def transition(
     recorded = now()
     eff = effective_at or recorded
     check_effective_at(eff, recorded)
+    login = authority.check_login(actor)
     check_actor(s, actor, eff, post=False)
     if rule.source:
         case = s.get(Case, case_id) if case_id else None
@@ -371,7 +372,8 @@ def transition(
         s.flush()
         from_state = None
     step = Step(s=s, machine=machine, case=case, rule=rule, actor=actor, effective_at=eff,
-                recorded_at=recorded, payload=dict(payload or {}), backdated=effective_at is not None)
+                recorded_at=recorded, payload={**(payload or {}), **({"login": login} if login else {})},
+                backdated=effective_at is not None)
     case_ref = case.id  # the instance is unusable after a failed flush: name the case from here
     try:
         with s.no_autoflush:  # one flush at the end instead of one per query
