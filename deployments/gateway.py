@@ -255,6 +255,33 @@ def _replay(body: bytes):
     return receive
 
 
+def _asking_for_login(send):
+    """``send`` of the UI's ``/ui-settings`` answer with ``auth: BASIC``: the UI (V1 and V2)
+    then shows its own login prompt and sends what is typed there as Basic auth."""
+    start: dict = {}
+
+    async def wrapped(message):
+        if message["type"] == "http.response.start":
+            start.update(message)
+            return
+        if message["type"] == "http.response.body" and start:
+            body = message.get("body", b"")
+            try:
+                data = json.loads(body)
+                data["auth"] = "BASIC"
+                body = json.dumps(data).encode()
+            except ValueError:
+                pass
+            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+            await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+            start.clear()
+            await send({**message, "body": body, "more_body": False})
+            return
+        await send(message)
+
+    return wrapped
+
+
 class Gateway:
     """ASGI middleware: login, permissions and run binding for the API under ``prefix``."""
 
@@ -264,6 +291,9 @@ class Gateway:
         self.auth = Authenticator()
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"].endswith("/ui-settings"):
+            scope["headers"] = [(k, v) for k, v in scope["headers"] if k.lower() != b"accept-encoding"]  # plain JSON
+            return await self.app(scope, receive, _asking_for_login(send))
         if scope["type"] != "http" or not scope["path"].startswith(self.prefix + "/"):
             return await self.app(scope, receive, send)  # the UI's pages; websockets: Prefect's handshake
         rel = scope["path"][len(self.prefix):]

@@ -141,7 +141,7 @@ def test(text, holds, field="actor") -> Test:
 SCHEDULE = test("定时任务（system）", lambda sc: sc.actor == SYSTEM)
 AT_UNIT = test(lambda sc: f"{sc.name(sc.unit)}的在岗人员", lambda sc: sc.held_at([sc.unit]))
 OFFICE_FOR_UNIT = test(
-    lambda sc: f"为其服务的网信办（{sc.office().name if sc.office() else '未登记'}）工作人员",
+    lambda sc: f"为其服务的网信办（{sc.office().code if sc.office() else '未登记'}）工作人员",
     lambda sc: sc.office() is not None and any(p.unit == sc.office().code and p.role == "office" for p in sc.posts))
 ISSUING_SIDE = test(
     lambda sc: f"下发单位（{sc.name(sc.issuer)}）或其上级的在岗人员",
@@ -149,6 +149,9 @@ ISSUING_SIDE = test(
 COMMITTEE_OR_DISCIPLINE = test(
     lambda sc: "、".join(o.name for o in sc.deciding_orgs()) + "的成员" if sc.deciding_orgs() else "党工委或纪工委的成员",
     lambda sc: sc.held_at([o.code for o in sc.deciding_orgs()]))
+COMMITTEE = test(
+    lambda sc: f"{committee.name}的成员" if (committee := committee_unit(sc.s, sc.unit)) else "党工委的成员",
+    lambda sc: (committee := committee_unit(sc.s, sc.unit)) is not None and sc.held_at([committee.code]))
 MEMBER_OF_DECIDING_ORG = test(
     lambda sc: f"作出决定的党组织（{sc.name(sc.decided_by)}）的成员",
     lambda sc: bool(sc.decided_by) and sc.held_at([sc.decided_by]))
@@ -158,11 +161,11 @@ THE_APPELLANT = test(
 
 IN_CHAIN = test("本案倒查链中的人员", lambda sc: sc.actor in sc.chain)
 SCORED_OWN_UNIT = test(
-    lambda sc: "被评分单位的人员（" + "、".join(sc.name(p.unit) for p in sc.posts if p.unit in sc.units) + "）",
+    lambda sc: "被评分单位的人员" + "".join(f"（{sc.name(p.unit)}）" for p in sc.posts if p.unit in sc.units)[:40],
     lambda sc: sc.held_at(sc.units))
 
 ISSUER_ON_ISSUING_SIDE = test(
-    lambda sc: (f"下发单位须为为{sc.name(sc.unit)}服务的网信办或其属地、监管上级单位"
+    lambda sc: (f"下发单位须为网信办或{sc.name(sc.unit)}的属地、监管上级单位"
                 f"（{'、'.join(sc.name(u) for u in sorted(sc.issuing_units())) or '无'}），"
                 f"不能是责任单位本身或平级单位；所填：{sc.name(sc.issuer) or '（未找到网信办）'}"),
     lambda sc: sc.issuer in sc.issuing_units(), field="issuer")
@@ -207,7 +210,7 @@ TABLE: tuple[Row, ...] = (
     # open-accountability, dismiss-accountability: 网信办 staff (可以向…提出问责建议) or the
     # 党工委/纪工委; 不予问责 is a decision: never by a person the case names
     Row({"accountability.open": "open-accountability", "accountability.accept": "open-accountability"},
-        may=(OFFICE_FOR_UNIT, COMMITTEE_OR_DISCIPLINE)),
+        may=(OFFICE_FOR_UNIT, COMMITTEE_OR_DISCIPLINE), never=(IN_CHAIN,)),
     Row({"accountability.dismiss": "dismiss-accountability"},
         may=(OFFICE_FOR_UNIT, COMMITTEE_OR_DISCIPLINE), never=(IN_CHAIN,)),
     # record-accountability-decision: a member of the organisation with authority named as
@@ -220,11 +223,10 @@ TABLE: tuple[Row, ...] = (
     Row({"accountability.decide_appeal": "decide-appeal"},
         may=(MEMBER_OF_DECIDING_ORG,), never=(THE_APPELLANT, IN_CHAIN)),
     # start-/publish-assessment, score-assessment: 网信办 staff or the 党工委 (the yearly
-    # start is scheduled); never a unit for its own score
-    Row({"assessment.start": "start-annual-assessment", "assessment.publish": "publish-assessment"},
-        may=(SCHEDULE, OFFICE_FOR_UNIT, COMMITTEE_OR_DISCIPLINE)),
-    Row({"assessment.score": "score-assessment"},
-        may=(OFFICE_FOR_UNIT, COMMITTEE_OR_DISCIPLINE), never=(SCORED_OWN_UNIT,)),
+    # start is also scheduled); never a unit for its own score
+    Row({"assessment.start": "start-annual-assessment"}, may=(SCHEDULE, OFFICE_FOR_UNIT, COMMITTEE)),
+    Row({"assessment.publish": "publish-assessment"}, may=(OFFICE_FOR_UNIT, COMMITTEE)),
+    Row({"assessment.score": "score-assessment"}, may=(OFFICE_FOR_UNIT, COMMITTEE), never=(SCORED_OWN_UNIT,)),
     # submit-self-assessment, record-activity: a post holder of that unit (or 网信办 staff for it)
     Row({"assessment.self_assess": "submit-self-assessment", "activity.record": "record-activity"},
         may=(AT_UNIT, OFFICE_FOR_UNIT)),
@@ -254,7 +256,10 @@ def _who(sc: Scope) -> str:
     if sc.actor == SYSTEM:
         return "定时任务（system）"
     person = sc.s.get(Person, sc.actor)
-    held = "、".join(f"{sc.name(p.unit)}{Role[p.role].value.split('（')[0]}" for p in sc.posts) or "无在岗职务"
+    by_unit: dict[str, list[str]] = {}
+    for p in sc.posts:
+        by_unit.setdefault(p.unit, []).append(Role[p.role].value.split("（")[0])
+    held = "、".join(f"{sc.name(u)}{'、'.join(roles)}" for u, roles in by_unit.items()) or "无在岗职务"
     return f"{person.name if person else sc.actor}（{sc.actor}，{held}）"
 
 
@@ -267,7 +272,7 @@ def check(sc: Scope, kind: str, action: str, label: str) -> None:
         if not req.holds(sc):
             raise DomainError(f"不能办理 {what}：{req.text(sc)}", req.field)
     may = "或".join(t.text(sc) for t in row.may)
-    never = "；".join(t.text(sc) for t in row.never)
+    never = "或".join(t.text(sc) for t in row.never)
     needed = f"须由{may}办理" + (f"，不得由{never}办理" if never else "")
     if sc.actor == SYSTEM and SCHEDULE not in row.may:
         raise DomainError(f"无权办理 {what}：{needed}；'system' 仅供定时任务使用，请填写操作人的人员编号", "actor")
@@ -275,7 +280,7 @@ def check(sc: Scope, kind: str, action: str, label: str) -> None:
         raise DomainError(f"无权办理 {what}：{needed}；操作人 {_who(sc)}", "actor")
     for bar in row.never:
         if bar.holds(sc):
-            raise DomainError(f"无权办理 {what}：{needed}；操作人 {_who(sc)} 是{bar.text(sc)}", "actor")
+            raise DomainError(f"无权办理 {what}：{needed}；操作人 {_who(sc)}是{bar.text(sc)}", "actor")
 
 
 def scope_of(s: Session, *, actor: str, on: date, kind: str, unit: str, data: dict | None,
@@ -291,7 +296,8 @@ def scope_of(s: Session, *, actor: str, on: date, kind: str, unit: str, data: di
                issuer=given.get("issuer") or data.get("issuer") or "",
                decided_by=given.get("decided_by") or decision.get("decided_by") or "",
                appellant=given.get("appellant") or "",
-               chain=frozenset([c["person"] for c in chain if c.get("person")] + list(data.get("involved_persons") or [])),
+               chain=frozenset([c["person"] for c in [*chain, *(data.get("computed_chain") or [])] if c.get("person")]
+                               + list(data.get("involved_persons") or [])),
                units=tuple(given.get("units") or ()))
     if kind == "rectification" and not sc.issuer:  # 留空为责任单位所属街道网信办
         office = sc.office()

@@ -400,7 +400,8 @@ def _late_defacement(unit: str, day: str = "2026-11-20") -> str:
     inc = incident(unit=unit, involved_persons=[], discovered_at=f"{day}T08:00:00+08:00")
     [proposal] = proposals(inc)
     at("2026-11-28T10:00:00+08:00")
-    core("open", actor=OFFICE, case_id=proposal["id"])
+    # accepted by the 网信办's staff member: its head may be named in the chain (weak supervision)
+    core("open", actor="p-liu-jianguo", case_id=proposal["id"])
     return proposal["id"]
 
 

@@ -658,3 +658,20 @@ def test_violation_8_the_unit_cannot_approve_its_own_extension(org, clock):
         denied(r.decide_extension, r.DecideExtensionRequest, flow="decide-extension", actor=own, case_id=case_id,
                approved=True, opinion="同意")
     assert [e["status"] for e in show(case_id)["data"]["extensions"]] == ["pending"]
+
+
+def test_the_accused_cannot_take_himself_out_of_the_chain_and_then_decide(org, clock):
+    """Violation 6 by another road: the street's secretary, named in the street's proposal,
+    tries to accept it with ``chain_remove`` of himself, then to record a decision with no
+    forms (a person the case names — in the chain as computed or as edited — may do neither). Whether
+    the accept or the decision is refused, he must not end up deciding his own case."""
+    clock("2026-11-20T09:30:00+08:00")
+    proposal = proposal_at("JD01", STREET_OFFICER)
+    assert STREET in chain(proposal)
+    try:
+        act(a.open_case, a.OpenAccountabilityRequest, actor=STREET, case_id=proposal,
+            chain_remove=[{"person": STREET, "reason": "事发当日不在岗"}])
+    except DomainError:
+        pass  # refused: the fix may sit here ...
+    denied(a.decide, a.RecordAccountabilityDecisionRequest, flow="record-accountability-decision",  # ... or here
+           contains="是本案倒查链中的人员", actor=STREET, case_id=proposal, decided_by="JD01", forms={})
