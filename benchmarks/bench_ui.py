@@ -94,12 +94,17 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_") and k != "DUTYFLOW_NOW"}
     env["PREFECT_API_LOG_RETRYABLE_ERRORS"] = "true"  # a 503 (SQLite busy) is logged: counted below
     env.update(DUTYFLOW_HOME=str(home), DUTYFLOW_DATABASE_URL=f"sqlite:///{home / 'dutyflow.db'}")
+    # behind the login gateway: the benchmark submits as a 网信办 person, as the UI form does
+    password = "bench-ui-password"
+    os.environ["PREFECT_API_AUTH_STRING"] = f"p-liu-jianguo:{password}"
     org = home / "org.yaml"
     org.write_text((ROOT / "deployments" / "demo_org.yaml").read_text(encoding="utf-8")
                    .replace("127.0.0.1:9000", f"127.0.0.1:{sink.port}"), encoding="utf-8")
     cli = [sys.executable, "-m", "deployments.cli"]
     subprocess.run([*cli, "init"], env=env, cwd=ROOT, check=True, capture_output=True)
     subprocess.run([*cli, "org", "load", str(org)], env=env, cwd=ROOT, check=True, capture_output=True)
+    subprocess.run([*cli, "account", "add", "p-liu-jianguo", "--password-stdin"], env=env, cwd=ROOT, check=True,
+                   capture_output=True, input=password + "\n", text=True)
     port = free_port()
     base = f"http://127.0.0.1:{port}/api"
     log = open(home / "serve.log", "w+")
@@ -123,7 +128,7 @@ def main() -> int:
         to_running, to_sink, to_pending = [], [], []
         for i in range(args.runs):
             params = {"request": {
-                "actor": "王磊（东风社区 网络安全负责人）", "unit": "SQ01 东风社区", "category": "恶意程序感染",
+                "unit": "SQ01 东风社区", "category": "恶意程序感染",
                 "level": "一般（Ⅳ级）", "title": f"基准测试事件{i}", "description": "办公终端感染病毒",
                 "discovered_at": time.strftime("%Y-%m-%dT%H:%M:%S+08:00",
                                                time.gmtime(time.time() + 8 * 3600 - 600))}}

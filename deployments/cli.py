@@ -129,6 +129,10 @@ def _refresh_running_forms() -> None:
     api = running_api_url()
     if api:
         from deployments.deployments import refresh_forms
+        from models.account import service_auth_string
+
+        if service_auth_string():  # behind the login gateway: the service credential of this home
+            os.environ.setdefault("PREFECT_API_AUTH_STRING", service_auth_string())
 
         print(f"表单选项已更新（{refresh_forms(api)} 个部署，{api}）", file=sys.stderr)
 

@@ -259,25 +259,27 @@ def _asking_for_login(send):
     """``send`` of the UI's ``/ui-settings`` answer with ``auth: BASIC``: the UI (V1 and V2)
     then shows its own login prompt and sends what is typed there as Basic auth."""
     start: dict = {}
+    chunks: list[bytes] = []
 
     async def wrapped(message):
         if message["type"] == "http.response.start":
             start.update(message)
             return
-        if message["type"] == "http.response.body" and start:
-            body = message.get("body", b"")
-            try:
-                data = json.loads(body)
-                data["auth"] = "BASIC"
-                body = json.dumps(data).encode()
-            except ValueError:
-                pass
-            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-            await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
-            start.clear()
-            await send({**message, "body": body, "more_body": False})
+        if message["type"] != "http.response.body":
+            return await send(message)
+        chunks.append(message.get("body", b""))
+        if message.get("more_body"):
             return
-        await send(message)
+        body = b"".join(chunks)
+        try:
+            data = json.loads(body)
+            data["auth"] = "BASIC"
+            body = json.dumps(data).encode()
+        except ValueError:
+            pass
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
 
     return wrapped
 

@@ -39,10 +39,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def api_json(url: str, data: dict | None = None, timeout: float = 10):
-    """GET (or POST ``data`` as JSON to) a Prefect API address; the decoded JSON answer."""
-    req = urllib.request.Request(url, data=json.dumps(data).encode() if data is not None else None,
-                                 headers={"Content-Type": "application/json"})
+def api_json(url: str, data: dict | None = None, timeout: float = 10, auth: str | None = None):
+    """GET (or POST ``data`` as JSON to) a Prefect API address; the decoded JSON answer. Logs in
+    with ``auth`` (``person:password`` or ``service:TOKEN``), else ``PREFECT_API_AUTH_STRING``."""
+    import base64
+
+    headers = {"Content-Type": "application/json"}
+    auth = auth or os.environ.get("PREFECT_API_AUTH_STRING")
+    if auth:
+        headers["Authorization"] = "Basic " + base64.b64encode(auth.encode()).decode()
+    req = urllib.request.Request(url, data=json.dumps(data).encode() if data is not None else None, headers=headers)
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         return json.loads(resp.read() or b"null")
 

@@ -188,7 +188,21 @@ def _consequences(case) -> tuple[list[str], list[str]]:
     return deadlines, [f"- 问责建议 {pid}（{states.get(state, state)}）" for pid, state in proposals]
 
 
-def publish_case(result: Result, headline: str) -> None:
+def actor_line(actor: str) -> str:
+    """Who acted, for the artifact: the person's name and id, and how they logged in."""
+    from models.db import session
+    from models.org import Person
+
+    if not actor or actor == "system":
+        return "定时任务（system）"
+    with session() as s:
+        person = s.get(Person, actor)
+    login = run_login()
+    how = authority.LOGIN_METHODS.get(login[1], login[1]) if login else authority.LOGIN_METHODS["local"]
+    return f"{person.name if person else actor}（{actor}，{how}）"
+
+
+def publish_case(result: Result, headline: str, actor: str = "") -> None:
     """The case as a markdown artifact an operator reads: state by its Chinese name, times in
     Beijing time, what the action caused (notices with their 文号 and addressees, the next
     deadlines, an automatic 问责建议), and each notice's text wrapped as prose. A classified
@@ -198,7 +212,7 @@ def publish_case(result: Result, headline: str) -> None:
     case = result.case
     state = machines()[case.kind].states.get(case.state, case.state)
     lines = [f"# {headline}", "", f"- 案件：**{case.id}** {shown_title(case)}",
-             f"- 状态：{state}", f"- 办理时间：{when_text(case.updated_at)}"]
+             f"- 状态：{state}", f"- 办理时间：{when_text(case.updated_at)}", f"- 办理人：{actor_line(actor)}"]
     if pinned_note():
         lines.append(f"- {pinned_note()}")
     for w in ([] if case.classified else case.warnings):
@@ -275,5 +289,5 @@ def run_action(core: Callable[..., Result | None], request: Any, headline: str) 
         for w in result.case.warnings:
             log.warning("%s%s", note, w)
     out["delivery"] = deliver_notifications([n.id for n in result.notices])
-    publish_case(result, headline)
+    publish_case(result, headline, actor=getattr(request, "actor", ""))
     return out

@@ -32,12 +32,23 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 
+#: Login accounts of the browser test: the 网信办's 刘建国, and 红旗社区's liaison 吴静 (no authority for 东风社区).
+ACCOUNTS = {"p-liu-jianguo": "liu-jianguo-pw-1", "p-wu-jing": "wu-jing-pw-333"}
+
+
 @pytest.fixture
-def served(db, tmp_path):
-    """``dutyflow serve`` on a free port (demo org loaded); yields (base url, log path)."""
+def served(org, tmp_path, monkeypatch):
+    """``dutyflow serve`` on a free port (demo org loaded, two login accounts); yields (base url, log path)."""
+    from models import account
+    from models.db import session
+
+    with session() as s:
+        for person, password in ACCOUNTS.items():
+            account.set_password(s, person, password)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_") and k != "DUTYFLOW_NOW"}
-    env.update(DUTYFLOW_HOME=str(tmp_path / "home"))
+    env.update(DUTYFLOW_HOME=str(tmp_path / "home"), DUTYFLOW_SERVICE_TOKEN="browser-test-token")
+    monkeypatch.setenv("PREFECT_API_AUTH_STRING", "service:browser-test-token")  # this test's own API calls
     log_path = tmp_path / "serve.log"
     log = open(log_path, "w+")
     proc = subprocess.Popen([sys.executable, "-m", "deployments.cli", "serve", "--port", str(port)],
@@ -122,13 +133,21 @@ def _pick_time(page, label: str, when: datetime) -> None:
 def _fill_report(page, base: str, when: datetime, title: str) -> None:
     page.goto(f"{base}/v2/deployments/deployment/{_deployment_id(base, 'report-incident')}/run",
               wait_until="networkidle")
-    _pick(page, "操作人", "王磊（东风社区 网络安全负责人）")
     _pick(page, "发生单位", "SQ01 东风社区")
     _pick(page, "事件类别", "恶意程序感染")
     _pick(page, "事件级别", "一般（Ⅳ级）")
     page.get_by_label("事件标题", exact=True).fill(title)
     page.get_by_label("事件概况", exact=True).fill("一台办公终端感染病毒，已断网隔离")
     _pick_time(page, "发现时间", when)
+
+
+def _login(page, base: str, person: str) -> None:
+    """Log in through the Prefect UI's own prompt, typing ``person:password`` (sent as Basic auth)."""
+    page.goto(f"{base}/v2/", wait_until="networkidle")
+    page.wait_for_url(lambda url: "/login" in url, timeout=30_000)  # the UI asks: login required
+    page.locator("input[type=password]").fill(f"{person}:{ACCOUNTS[person]}")
+    page.get_by_role("button", name="Login").click()
+    page.wait_for_url(lambda url: "/login" not in url, timeout=30_000)
 
 
 def _runs(base: str, deployment: str) -> set[str]:
@@ -172,7 +191,9 @@ def test_an_operator_reports_an_incident_in_the_browser_and_a_refusal_reads_in_c
         page.on("request", lambda r: outside.append(r.url)
                 if not r.url.startswith((base, "data:", "blob:")) else None)
         try:
-            # 1. the form: pickers, filled as an operator would
+            # 0. login: the UI asks; the 网信办's 刘建国 types his id and password
+            _login(page, base, "p-liu-jianguo")
+            # 1. the form: pickers, filled as an operator would (it no longer asks who you are)
             _fill_report(page, base, beijing - timedelta(hours=3), "办公终端感染病毒")
             page.screenshot(path=str(shots / "report-incident-form.png"), full_page=True)
             run_id = _submit(page, base)
@@ -184,6 +205,7 @@ def test_an_operator_reports_an_incident_in_the_browser_and_a_refusal_reads_in_c
             assert f"- 状态：{STATES['reported']}" in text and f"- 办理时间：{beijing:%Y}年{beijing.month}月" in text
             assert "## 发出的公文" in text and "东风社〔" in text and "## 待办时限" in text and "事件处置" in text
             assert "```" not in text and "> 关于东风社区发生恶意程序感染事件的报告" in text
+            assert "- 办理人：刘建国（p-liu-jianguo，口令登录）" in text  # the logged-in person acted
             page.goto(f"{base}/v2/runs/flow-run/{run_id}", wait_until="networkidle")
             page.get_by_role("tab", name="Artifacts").click()
             card = page.get_by_text("事件报告：INC-", exact=False).first  # the card names the case and its 文号
@@ -211,6 +233,17 @@ def test_an_operator_reports_an_incident_in_the_browser_and_a_refusal_reads_in_c
             page.goto(old_ui, wait_until="networkidle")
             assert "/v2" not in page.url and page.url.startswith(base), page.url
             assert page.evaluate("() => !!document.querySelector('#app')"), "the V1 (Vue) app is mounted"
+            # 4. a second person without the authority (红旗社区's liaison reporting for 东风社区): refused in Chinese
+            other = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="zh-CN",
+                                     timezone_id="Asia/Shanghai")
+            _login(other, base, "p-wu-jing")
+            _fill_report(other, base, beijing - timedelta(hours=2), "代其他社区报告的事件")
+            denied = _wait_final(base, _submit(other, base))
+            assert denied["state_type"] == "FAILED"
+            assert denied["state"]["message"].startswith("未办理（操作人）：无权办理 report-incident"), denied["state"]
+            other.goto(f"{base}/v2/runs/flow-run/{denied['id']}", wait_until="networkidle")
+            other.get_by_text("无权办理 report-incident", exact=False).first.wait_for(timeout=30_000)
+            other.screenshot(path=str(shots / "report-incident-no-authority.png"), full_page=True)
         finally:
             browser.close()
     assert outside == [], outside  # the UI calls no outside host (analytics included)
@@ -231,10 +264,11 @@ def test_an_operator_reports_an_incident_in_the_browser_and_a_refusal_reads_in_c
     path = tmp_path / "org.yaml"
     path.write_text(yaml.safe_dump(org, allow_unicode=True), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env["DUTYFLOW_HOME"] = str(tmp_path / "home")
+    env.update(DUTYFLOW_HOME=str(tmp_path / "home"), DUTYFLOW_SERVICE_TOKEN="browser-test-token")
     out = subprocess.run([sys.executable, "-m", "deployments.cli", "org", "load", str(path)], env=env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "表单选项已更新" in out.stderr, out.stderr
     deps = {d["name"]: d for d in api_json(f"{base}/api/deployments/filter", {})}
-    actor = deps["report-incident"]["parameter_openapi_schema"]["definitions"]["ReportIncidentRequest"]["properties"]["actor"]
-    assert "新联络员（红旗社区 网络安全联络员）" in actor["enum"]
+    persons = deps["report-incident"]["parameter_openapi_schema"]["definitions"]["ReportIncidentRequest"]["properties"][
+        "involved_persons"]["items"]
+    assert "新联络员（红旗社区 网络安全联络员）" in persons["enum"]

@@ -49,8 +49,8 @@ def test_deployment_forms_carry_chinese_titles_and_descriptions(org):
     report = deps["report-incident"]._parameter_openapi_schema.model_dump()["definitions"]
     assert "较大（Ⅲ级）" in report["IncidentLevel"]["enum"]  # operators pick Chinese labels
     fields = report["ReportIncidentRequest"]["properties"]
-    assert "SQ03 建设社区" in fields["unit"]["enum"] and "刘婷（东风社区 网络安全联络员）" in fields["actor"]["enum"]
-    assert "孙建华（街道网络安全和信息化领导小组办公室（网信办） 主要负责人、网信办）" in fields["actor"]["enum"]
+    assert "SQ03 建设社区" in fields["unit"]["enum"] and "actor" not in fields  # the login gateway binds who acts
+    assert "孙建华（街道网络安全和信息化领导小组办公室（网信办） 主要负责人、网信办）" in fields["involved_persons"]["items"]["enum"]
     assert "刘婷（东风社区 网络安全联络员）" in fields["involved_persons"]["items"]["enum"]
     assert fields["discovered_at"]["format"] == fields["occurred_at"]["format"] == "date-time"  # pickers
     assert fields["effective_at"]["format"] == "date-time" and "default" not in fields["effective_at"]  # '' is no date
@@ -98,10 +98,11 @@ def test_prefect_yaml_is_current_and_names_every_flow_with_its_schedule():
 
 
 
-def test_serve_starts_lists_deployments_and_stops_on_sigint(db, tmp_path):
+def test_serve_starts_lists_deployments_and_stops_on_sigint(db, tmp_path, monkeypatch):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(DUTYFLOW_HOME=str(tmp_path / "serve-home"))
+    env.update(DUTYFLOW_HOME=str(tmp_path / "serve-home"), DUTYFLOW_SERVICE_TOKEN="serve-test-token")
+    monkeypatch.setenv("PREFECT_API_AUTH_STRING", "service:serve-test-token")  # this test's API calls
     log = open(tmp_path / "serve.log", "w+")
     proc = subprocess.Popen([sys.executable, "-m", "deployments.cli", "serve", "--port", str(port)],
                             env=env, stdout=log, stderr=subprocess.STDOUT, text=True)

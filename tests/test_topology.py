@@ -33,6 +33,9 @@ import pytest
 from conftest import PG_URL, Sink, demo_org_text
 from deployments.serve import api_json, free_port
 
+#: The service credential of this topology's server, workers and CLI (behind the login gateway).
+SERVICE_TOKEN = "topology-service-token-for-tests"
+
 pytestmark = pytest.mark.skipif(not PG_URL, reason="生产拓扑测试需要 PostgreSQL：设置 DUTYFLOW_TEST_POSTGRES_URL 后运行")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,6 +108,7 @@ class Topology:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DUTYFLOW_"))}
         env.update({
             "PREFECT_HOME": str(tmp / "prefect"), "PREFECT_API_URL": self.api,
+            "DUTYFLOW_SERVICE_TOKEN": SERVICE_TOKEN, "PREFECT_API_AUTH_STRING": f"service:{SERVICE_TOKEN}",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
             "DUTYFLOW_HOME": str(tmp / "home"), "DUTYFLOW_DATABASE_URL": self.domain_url,
             "DUTYFLOW_CODE_DIR": str(ROOT), "DUTYFLOW_POLICY": str(tmp / "policy.yaml"),
@@ -163,7 +167,8 @@ def topology(tmp_path, monkeypatch):
         topo.run("dutyflow", "org", "load", str(tmp_path / "org.yaml"))
         topo.run("prefect", "work-pool", "create", "dutyflow", "--type", "process")
         topo.run("prefect", "--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml")
-        for key in ("DUTYFLOW_DATABASE_URL", "DUTYFLOW_POLICY", "DUTYFLOW_HOME", "PREFECT_API_URL"):
+        for key in ("DUTYFLOW_DATABASE_URL", "DUTYFLOW_POLICY", "DUTYFLOW_HOME", "PREFECT_API_URL",
+                    "DUTYFLOW_SERVICE_TOKEN", "PREFECT_API_AUTH_STRING"):
             monkeypatch.setenv(key, topo.env[key])  # this process reads the same databases
         monkeypatch.delenv("DUTYFLOW_NOW", raising=False)
         yield topo

@@ -1,0 +1,201 @@
+"""The login gateway in front of the served Prefect API (issue 18, deployments/gateway.py),
+driven through ``dutyflow serve`` as a browser or a script would: anonymous requests get 401
+on every API path (health stays open); a person's run acts as that person (naming someone
+else is refused, no run created); a bad request — a classified one included — is refused at
+``create_flow_run`` with the CLI's one Chinese line and nothing of it reaches Prefect or the
+console; a person may not touch the server's settings, deployments or another's run; wrong
+passwords lock the account; a disabled account is refused at once."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+
+import pytest
+
+from deployments.serve import api_json, free_port, stop_process
+
+PASSWORD = {"p-liu-jianguo": "liu-jianguo-pw-1", "p-liu-ting": "liu-ting-pw-22", "p-wu-jing": "wu-jing-pw-333"}
+TOKEN = "gateway-test-service-token"
+
+
+def _status(url: str, data=None, auth: str | None = "") -> tuple[int, dict]:
+    try:
+        return 200, api_json(url, data, auth=auth or "nobody:")
+    except urllib.error.HTTPError as exc:
+        import json
+
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def _as(person: str) -> str:
+    return f"{person}:{PASSWORD[person]}"
+
+
+@pytest.fixture
+def served(org, tmp_path, monkeypatch):
+    from models import account
+    from models.db import session
+
+    with session() as s:
+        for person, password in PASSWORD.items():
+            account.set_password(s, person, password)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_") and k != "DUTYFLOW_NOW"}
+    env.update(DUTYFLOW_HOME=str(tmp_path / "home"), DUTYFLOW_SERVICE_TOKEN=TOKEN)
+    monkeypatch.setenv("PREFECT_API_AUTH_STRING", f"service:{TOKEN}")
+    log_path = tmp_path / "serve.log"
+    log = open(log_path, "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "deployments.cli", "serve", "--port", str(port)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, log_path.read_text()
+            try:
+                if len(api_json(f"{base}/deployments/filter", {})) == 20 and "已启动" in log_path.read_text():
+                    break
+            except OSError:
+                pass
+            time.sleep(1)
+        else:
+            pytest.fail(f"dutyflow serve not ready: {log_path.read_text()}")
+        yield base, log_path
+    finally:
+        stop_process(proc)
+        log.close()
+
+
+def _runs(base: str) -> list[dict]:
+    return api_json(f"{base}/flow_runs/filter", {"flow_runs": {"tags": {"all_": ["业务办理"]}}})
+
+
+def _wait(base: str, run_id: str) -> dict:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        run = api_json(f"{base}/flow_runs/{run_id}")
+        if run["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            return run
+        time.sleep(0.5)
+    pytest.fail(f"run {run_id} did not finish")
+
+
+REPORT = {"unit": "SQ01 东风社区", "category": "恶意程序感染", "level": "一般（Ⅳ级）", "title": "终端感染",
+          "description": "一台办公终端感染病毒", "discovered_at": "2026-12-07T08:00:00+08:00"}
+
+
+def test_the_gateway_logs_in_binds_the_actor_and_stores_nothing_it_refuses(served):
+    from conftest import db_state
+
+    from models.case_view import case_json, load_case
+    from models.db import session
+
+    base, log_path = served
+    # anonymous: 401 on every API path; the health probe stays open
+    for path, data in (("/flow_runs/filter", {}), ("/deployments/filter", {}), ("/admin/settings", None),
+                       ("/flows/filter", {}), ("/artifacts/filter", {})):
+        assert _status(f"{base}{path}", data, auth="")[0] == 401, path
+        assert _status(f"{base}{path}", data, auth="p-nobody:wrong-password")[0] == 401, path
+    assert api_json(f"{base}/health", auth="") is True
+    # a person reads, but not the server's settings
+    assert _status(f"{base}/deployments/filter", {}, auth=_as("p-liu-ting"))[0] == 200
+    assert _status(f"{base}/admin/settings", auth=_as("p-liu-ting"))[0] == 403
+    deps = {d["name"]: d for d in api_json(f"{base}/deployments/filter", {})}
+    dep = deps["report-incident"]["id"]
+    assert "actor" not in deps["report-incident"]["parameter_openapi_schema"]["definitions"][
+        "ReportIncidentRequest"]["properties"]  # the form no longer asks who you are
+    # a person cannot change a deployment (its schedule, its parameters)
+    assert _status(f"{base}/deployments/{dep}/pause_deployment", {}, auth=_as("p-liu-jianguo"))[0] == 403
+
+    # 1. the 网信办's 刘建国 reports for SQ01: the run acts as him, and says how he logged in
+    run = api_json(f"{base}/deployments/{dep}/create_flow_run", {"parameters": {"request": REPORT}},
+                   auth=_as("p-liu-jianguo"))
+    assert run["parameters"]["request"]["actor"] == "p-liu-jianguo"
+    assert run["created_by"]["type"] == "dutyflow:password:p-liu-jianguo"
+    assert _wait(base, run["id"])["state_type"] == "COMPLETED"
+    with session() as s:
+        from models.case import Case
+        from sqlmodel import select
+
+        [case_id] = s.exec(select(Case.id)).all()
+        case = case_json(s, load_case(s, case_id))
+    [event] = case["events"]
+    assert event["actor"] == "p-liu-jianguo"
+    from models.audit import AuditEvent
+
+    with session() as s:
+        [row] = s.exec(select(AuditEvent).where(AuditEvent.case_id == case_id)).all()
+        assert row.payload["login"] == {"person": "p-liu-jianguo", "method": "password"}
+    artifacts = api_json(f"{base}/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}})
+    assert any("办理人：刘建国" in (a["data"] or "") for a in artifacts if a["type"] == "markdown")
+
+    # 2. naming someone else is refused before Prefect stores anything
+    before, state = len(_runs(base)), db_state()
+    code, body = _status(f"{base}/deployments/{dep}/create_flow_run",
+                         {"parameters": {"request": {**REPORT, "actor": "p-sun-jianhua"}}}, auth=_as("p-liu-ting"))
+    assert code == 403 and "不能代他人（p-sun-jianhua）办理" in body["detail"], body
+    # 3. a classified request Prefect's own check would keep in clear: refused with the CLI's line
+    secret = {**REPORT, "classified": True, "title": "机密标题\u0000甲", "description": "涉密内容乙丙丁"}
+    code, body = _status(f"{base}/deployments/{dep}/create_flow_run", {"parameters": {"request": secret}},
+                         auth=_as("p-liu-ting"))
+    cli = subprocess.run([sys.executable, "-m", "deployments.cli", "run", "report-incident", "--params",
+                          __import__("json").dumps({**secret, "actor": "p-liu-ting", "unit": "SQ01"})],
+                         capture_output=True, text=True, env={**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9"})
+    assert code == 422 and body["detail"] == cli.stderr.strip().splitlines()[-1], (body, cli.stderr)
+    old = {**REPORT, "classified": True, "description": "涉密内容乙丙丁", "discovered_at": "1926-12-07T08:00:00+08:00"}
+    code, body = _status(f"{base}/deployments/{dep}/create_flow_run", {"parameters": {"request": old}},
+                         auth=_as("p-liu-ting"))
+    assert code == 422 and "discovered_at" in body["detail"] and "涉密内容" not in body["detail"], body
+    assert len(_runs(base)) == before and db_state() == state  # no run, nothing in the domain either
+    flows = api_json(f"{base}/flow_runs/filter", {})
+    assert not any("涉密内容" in str(r["parameters"]) or "机密标题" in str(r["parameters"]) for r in flows)
+    console = log_path.read_text()
+    assert "涉密内容" not in console and "机密标题" not in console
+
+    # 4. a person without the authority: the run fails with the core's Chinese line
+    other = api_json(f"{base}/deployments/{dep}/create_flow_run", {"parameters": {"request": REPORT}},
+                     auth=_as("p-wu-jing"))  # 红旗社区's liaison reporting for 东风社区
+    failed = _wait(base, other["id"])
+    assert failed["state_type"] == "FAILED"
+    assert failed["state"]["message"].startswith("未办理（操作人）：无权办理 report-incident"), failed["state"]
+    # another person may not retry or cancel it; its creator may
+    code, _ = _status(f"{base}/flow_runs/{other['id']}/set_state",
+                      {"state": {"type": "SCHEDULED"}, "force": True}, auth=_as("p-liu-ting"))
+    assert code == 403
+
+    # 5. wrong passwords lock the account (policy login.max_failures), the right one then fails too
+    for _ in range(5):
+        assert _status(f"{base}/flow_runs/filter", {}, auth="p-liu-ting:not-her-password")[0] == 401
+    assert _status(f"{base}/flow_runs/filter", {}, auth=_as("p-liu-ting"))[0] == 401
+    # 6. a disabled account is refused at once
+    out = subprocess.run([sys.executable, "-m", "deployments.cli", "account", "disable", "p-wu-jing"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert _status(f"{base}/flow_runs/filter", {}, auth=_as("p-wu-jing"))[0] == 401
+    assert "liu-jianguo-pw-1" not in log_path.read_text()  # passwords never logged
+
+
+def test_account_commands(org):
+    """account add reads the password from stdin only, refuses a short one and an unknown
+    person (exit 2, nothing written); list never shows a hash."""
+    import json
+
+    from conftest import db_state
+
+    cli = [sys.executable, "-m", "deployments.cli", "account"]
+    before = db_state()
+    short = subprocess.run([*cli, "add", "p-liu-ting", "--password-stdin"], input="short\n", capture_output=True, text=True)
+    ghost = subprocess.run([*cli, "add", "p-ghost", "--password-stdin"], input="long-enough-pw\n", capture_output=True, text=True)
+    no_stdin = subprocess.run([*cli, "add", "p-liu-ting"], capture_output=True, text=True)
+    assert (short.returncode, ghost.returncode, no_stdin.returncode) == (2, 2, 2)
+    assert "口令过短" in short.stderr and "p-ghost" in ghost.stderr and "--password-stdin" in no_stdin.stderr
+    assert db_state() == before
+    ok = subprocess.run([*cli, "add", "p-liu-ting", "--password-stdin"], input="long-enough-pw\n",
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    listed = subprocess.run([*cli, "list", "--json"], capture_output=True, text=True)
+    [row] = json.loads(listed.stdout)
+    assert row["person"] == "p-liu-ting" and row["disabled"] is False and "argon2" not in listed.stdout
