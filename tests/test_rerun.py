@@ -276,7 +276,7 @@ def test_migration_0011_creates_action_run_and_matches_the_model(db):
     from models.schema import alembic_config, import_all_tables
 
     import_all_tables()
-    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == "0011"
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == "0012"  # 0012: account
 
     def migrate(fn, rev):
         with engine().begin() as conn:
@@ -289,12 +289,12 @@ def test_migration_0011_creates_action_run_and_matches_the_model(db):
             return set(sa.inspect(conn).get_table_names())
 
     with engine().connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0011"
+        assert MigrationContext.configure(conn).get_current_revision() == "0012"
         mc = MigrationContext.configure(conn, opts={"compare_type": True})
-        diffs = [d for d in compare_metadata(mc, SQLModel.metadata) if "action_run" in repr(d)]
+        diffs = [d for d in compare_metadata(mc, SQLModel.metadata) if "action_run" in repr(d) or "account" in repr(d)]
     assert diffs == []
     assert "action_run" in tables()
     migrate(command.downgrade, "0010")
-    assert "action_run" not in tables()
+    assert "action_run" not in tables() and "account" not in tables()
     migrate(command.upgrade, "head")
-    assert "action_run" in tables()
+    assert {"action_run", "account"} <= tables()
