@@ -59,3 +59,48 @@ def assert_every_variable_required(kind: str, full: dict, documented: set[str]) 
         del ctx[name]
         with pytest.raises(UndefinedError):
             render(kind, ctx)
+
+
+# ---------------------------------------------------------------- dutyflow serve as a child
+
+
+def serving(tmp_path, monkeypatch, token: str):
+    """``dutyflow serve`` on a free port behind the login gateway (service credential ``token``,
+    also this test's own API login); a context manager yielding (base url, log path)."""
+    import contextlib
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from deployments.serve import api_json, free_port, stop_process
+
+    @contextlib.contextmanager
+    def run():
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_") and k != "DUTYFLOW_NOW"}
+        env.update(DUTYFLOW_HOME=str(tmp_path / "home"), DUTYFLOW_SERVICE_TOKEN=token)
+        monkeypatch.setenv("PREFECT_API_AUTH_STRING", f"service:{token}")
+        log_path = tmp_path / "serve.log"
+        log = open(log_path, "w+")
+        proc = subprocess.Popen([sys.executable, "-m", "deployments.cli", "serve", "--port", str(port)],
+                                env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline:
+                assert proc.poll() is None, log_path.read_text()
+                try:
+                    if len(api_json(f"{base}/api/deployments/filter", {})) == 20 and "已启动" in log_path.read_text():
+                        break
+                except OSError:
+                    pass
+                time.sleep(1)
+            else:
+                pytest.fail(f"dutyflow serve not ready: {log_path.read_text()}")
+            yield base, log_path
+        finally:
+            stop_process(proc)
+            log.close()
+
+    return run()

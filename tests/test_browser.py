@@ -23,7 +23,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from models.incident import MACHINE
-from deployments.serve import api_json, free_port, stop_process
+from deployments.serve import api_json
+from support import serving
 
 STATES = MACHINE.states
 
@@ -45,31 +46,8 @@ def served(org, tmp_path, monkeypatch):
     with session() as s:
         for person, password in ACCOUNTS.items():
             account.set_password(s, person, password)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_") and k != "DUTYFLOW_NOW"}
-    env.update(DUTYFLOW_HOME=str(tmp_path / "home"), DUTYFLOW_SERVICE_TOKEN="browser-test-token")
-    monkeypatch.setenv("PREFECT_API_AUTH_STRING", "service:browser-test-token")  # this test's own API calls
-    log_path = tmp_path / "serve.log"
-    log = open(log_path, "w+")
-    proc = subprocess.Popen([sys.executable, "-m", "deployments.cli", "serve", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, log_path.read_text()
-            try:
-                if len(api_json(f"{base}/api/deployments/filter", {})) == 20 and "已启动" in log_path.read_text():
-                    break
-            except OSError:
-                pass
-            time.sleep(1)
-        else:
-            pytest.fail(f"dutyflow serve not ready: {log_path.read_text()}")
+    with serving(tmp_path, monkeypatch, "browser-test-token") as (base, log_path):
         yield base, log_path
-    finally:
-        stop_process(proc)
-        log.close()
 
 
 def _deployment_id(base: str, name: str) -> str:

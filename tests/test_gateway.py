@@ -15,7 +15,8 @@ import urllib.error
 
 import pytest
 
-from deployments.serve import api_json, free_port, stop_process
+from deployments.serve import api_json
+from support import serving
 
 PASSWORD = {"p-liu-jianguo": "liu-jianguo-pw-1", "p-liu-ting": "liu-ting-pw-22", "p-wu-jing": "wu-jing-pw-333"}
 TOKEN = "gateway-test-service-token"
@@ -42,31 +43,8 @@ def served(org, tmp_path, monkeypatch):
     with session() as s:
         for person, password in PASSWORD.items():
             account.set_password(s, person, password)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_") and k != "DUTYFLOW_NOW"}
-    env.update(DUTYFLOW_HOME=str(tmp_path / "home"), DUTYFLOW_SERVICE_TOKEN=TOKEN)
-    monkeypatch.setenv("PREFECT_API_AUTH_STRING", f"service:{TOKEN}")
-    log_path = tmp_path / "serve.log"
-    log = open(log_path, "w+")
-    proc = subprocess.Popen([sys.executable, "-m", "deployments.cli", "serve", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}/api"
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, log_path.read_text()
-            try:
-                if len(api_json(f"{base}/deployments/filter", {})) == 20 and "已启动" in log_path.read_text():
-                    break
-            except OSError:
-                pass
-            time.sleep(1)
-        else:
-            pytest.fail(f"dutyflow serve not ready: {log_path.read_text()}")
-        yield base, log_path
-    finally:
-        stop_process(proc)
-        log.close()
+    with serving(tmp_path, monkeypatch, TOKEN) as (base, log_path):
+        yield f"{base}/api", log_path
 
 
 def _runs(base: str) -> list[dict]:
