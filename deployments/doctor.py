@@ -7,6 +7,9 @@ nothing is broken, else 1. ``--json`` prints the same as a list. The checks:
 - 迁移: its schema is at the newest migration (``dutyflow init`` upgrades it);
 - Prefect API: the server this machine's runs would report to answers, and no operator action
   was left Crashed after its automatic re-runs (``tasks/recovery.py``);
+- 登录: the API asks who is at the keyboard — ⚠ when it answers an anonymous request, when
+  ``DUTYFLOW_LOGIN=off`` turns the gateway off, and when it listens beyond this machine that way
+  (anyone who reaches the port could act in anyone's name);
 - 工作日历: this year's working-day calendar is complete (✗ otherwise) and next year's is
   loaded (⚠ until the State Council's notice is loaded with ``dutyflow calendar load``);
 - 通知渠道: every registered channel is an address Apprise understands or a tag of the channel
@@ -17,6 +20,9 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.error
+import urllib.parse
+import urllib.request
 from dataclasses import asdict, dataclass
 from typing import Callable
 
@@ -79,6 +85,37 @@ def _prefect_api() -> Finding:
         return Finding("Prefect API", WARN, f"{url} 应答正常；{len(stuck)} 个业务办理运行中断后多次重新调度仍未完成"
                                             f"（{names}）：请核实后在 Prefect 中重试或重新提交")
     return Finding("Prefect API", OK, f"{url} 应答正常")
+
+
+def _anonymous_status(api_url: str, timeout: float = 5) -> int:
+    """The HTTP status a request without credentials gets from ``api_url`` (a read query)."""
+    req = urllib.request.Request(f"{api_url}/deployments/filter", data=b"{}",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def _login() -> Finding:
+    from deployments.gateway import LOOPBACK, login_required
+    from deployments.serve import _healthy, running_api_url
+
+    url = os.environ.get("PREFECT_API_URL") or running_api_url()
+    off = "" if login_required() else "DUTYFLOW_LOGIN=off：本机启动的服务器不要求登录；"
+    if not url or not _healthy(url, timeout=5):
+        status = WARN if off else OK
+        return Finding("登录", status, off + ("未找到应答的 Prefect API，未能检查匿名访问" if url or off
+                                            else "未找到应答的 Prefect API；本机启动的服务器要求登录"))
+    status = _anonymous_status(url)
+    if status != 200:
+        return Finding("登录", WARN if off else OK, f"{off}{url} 拒绝匿名请求（{status}），须登录后办理")
+    host = urllib.parse.urlsplit(url).hostname or ""
+    beyond = host not in LOOPBACK
+    return Finding("登录", WARN, f"{off}{url} 无需登录即可访问" + (
+        "，且不只监听本机：任何能访问该端口的人都能以任何人的名义办理，请去掉 DUTYFLOW_LOGIN=off 后重启服务器"
+        if beyond else "：本机任何用户都能以任何人的名义办理，请去掉 DUTYFLOW_LOGIN=off 后重启服务器"))
 
 
 def _calendar() -> Finding:
@@ -151,7 +188,7 @@ def _fonts() -> Finding:
 #: (name, check, needs the domain database)
 CHECKS: list[tuple[str, Callable[[], Finding], bool]] = [
     ("数据库", _database, False), ("迁移", _migrations, True), ("Prefect API", _prefect_api, False),
-    ("工作日历", _calendar, True), ("通知渠道", _channels, True), ("字体", _fonts, False),
+    ("登录", _login, False), ("工作日历", _calendar, True), ("通知渠道", _channels, True), ("字体", _fonts, False),
 ]
 
 

@@ -57,11 +57,18 @@ def login_from_created_by(kind: str | None) -> tuple[str, str] | None:
 
 def check_login(actor: str) -> dict[str, str] | None:
     """The actor is the logged-in person (the service credential acts only as ``system``);
-    returns what the audit event records of the login (None for ``system`` without one)."""
+    returns what the audit event records of the login (None for ``system`` without one).
+
+    ``system`` is also the actor of the core's own reactions inside a person's run (an incident
+    reported after its deadline → the system proposes accountability): allowed under any login,
+    whose record then says in whose run the reaction happened. A person cannot name ``system``
+    themselves — the gateway binds every run a person starts to that person."""
     login = LOGIN.get()
     if login is None:
         return None if actor == SYSTEM else {"person": actor, "method": "local"}
     person, method = login
+    if actor == SYSTEM:
+        return {"person": person, "method": method}
     if method == "service":
         if actor != SYSTEM:
             raise DomainError(f"以服务凭据发起的运行只能以 system 办理，不能以 {actor} 的名义办理", "actor")

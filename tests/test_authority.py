@@ -675,3 +675,49 @@ def test_the_accused_cannot_take_himself_out_of_the_chain_and_then_decide(org, c
         pass  # refused: the fix may sit here ...
     denied(a.decide, a.RecordAccountabilityDecisionRequest, flow="record-accountability-decision",  # ... or here
            contains="是本案倒查链中的人员", actor=STREET, case_id=proposal, decided_by="JD01", forms={})
+
+
+# ---------------------------------------------------------------- the logged-in person (issue 18 item 3)
+
+
+def audit_logins(case_id: str) -> list[tuple[str, str, dict | None]]:
+    """(event type, actor, what the audit event recorded of the login) of a case, in order."""
+    from sqlmodel import select
+
+    from models.audit import AuditEvent
+
+    with session() as s:
+        rows = s.exec(select(AuditEvent).where(AuditEvent.case_id == case_id).order_by(AuditEvent.id)).all()
+        return [(e.type, e.actor, (e.payload or {}).get("login")) for e in rows]
+
+
+@pytest.mark.parametrize("login,actor,contains", [
+    (("p-liu-ting", "password"), OFFICE, "操作人须为登录人本人（p-liu-ting），不能代他人（p-sun-jianhua）"),
+    (("service", "service"), SQ01_LIAISON, "以服务凭据发起的运行只能以 system 办理"),
+])
+def test_the_actor_must_be_the_logged_in_person(org, clock, login, actor, contains):
+    from models import authority
+
+    token = authority.LOGIN.set(login)
+    try:
+        refused(act, i.report, i.ReportIncidentRequest, actor=actor, unit="SQ01", category="malware",
+                level="general", title="终端感染", description="一台终端感染病毒",
+                discovered_at="2026-11-20T09:00:00+08:00", field="actor", contains=contains)
+    finally:
+        authority.LOGIN.reset(token)
+
+
+def test_the_systems_reaction_inside_a_persons_run_is_recorded_under_that_login(org, clock):
+    """A 泄密 incident reported by the logged-in liaison: the report is hers, the accountability
+    proposal it causes is the system's — and both audit events say in whose login they happened."""
+    from models import authority
+
+    token = authority.LOGIN.set(("p-liu-ting", "password"))
+    try:
+        proposal = proposal_at("SQ01", SQ01_LIAISON)
+    finally:
+        authority.LOGIN.reset(token)
+    login = {"person": "p-liu-ting", "method": "password"}
+    incident = show(proposal)["proposed_from"]
+    assert ("report", SQ01_LIAISON, login) in audit_logins(incident)
+    assert ("propose", "system", login) in audit_logins(proposal)

@@ -65,8 +65,9 @@ REPORT = {"unit": "SQ01 东风社区", "category": "恶意程序感染", "level"
           "description": "一台办公终端感染病毒", "discovered_at": "2026-12-07T08:00:00+08:00"}
 
 
-def test_the_gateway_logs_in_binds_the_actor_and_stores_nothing_it_refuses(served):
+def test_the_gateway_logs_in_binds_the_actor_and_stores_nothing_it_refuses(served, monkeypatch):
     from conftest import db_state
+    from deployments import doctor
 
     from models.case_view import case_json, load_case
     from models.db import session
@@ -78,6 +79,8 @@ def test_the_gateway_logs_in_binds_the_actor_and_stores_nothing_it_refuses(serve
         assert _status(f"{base}{path}", data, auth="")[0] == 401, path
         assert _status(f"{base}{path}", data, auth="p-nobody:wrong-password")[0] == 401, path
     assert api_json(f"{base}/health", auth="") is True
+    monkeypatch.setenv("PREFECT_API_URL", base)
+    assert doctor._login() == doctor.Finding("登录", doctor.OK, f"{base} 拒绝匿名请求（401），须登录后办理")
     # a person reads, but not the server's settings
     assert _status(f"{base}/deployments/filter", {}, auth=_as("p-liu-ting"))[0] == 200
     assert _status(f"{base}/admin/settings", auth=_as("p-liu-ting"))[0] == 403
@@ -177,3 +180,43 @@ def test_account_commands(org):
     listed = subprocess.run([*cli, "list", "--json"], capture_output=True, text=True)
     [row] = json.loads(listed.stdout)
     assert row["person"] == "p-liu-ting" and row["disabled"] is False and "argon2" not in listed.stdout
+
+
+def test_a_trusted_reverse_proxy_names_the_person_and_no_other_address_may(org, monkeypatch):
+    """The street's unified login in front: its identity header is believed only from the
+    addresses in DUTYFLOW_TRUSTED_PROXIES; from anywhere else it is refused (401), and it
+    cannot name someone who may not log in."""
+    import asyncio
+
+    import httpx
+
+    from deployments.gateway import Gateway
+    from models import account
+    from models.db import session
+
+    seen = []
+
+    async def prefect(scope, receive, send):  # stands in for Prefect's app: records who came through
+        seen.append(scope.get("dutyflow.login"))
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b"[]"})
+
+    monkeypatch.setenv("DUTYFLOW_TRUSTED_PROXIES", "10.1.2.3, 10.1.2.4")
+    monkeypatch.setenv("DUTYFLOW_PROXY_HEADER", "X-Street-User")
+    gateway = Gateway(prefect)
+    with session() as s:
+        account.set_password(s, "p-wu-jing", "wu-jing-pw-333")
+        account.disable(s, "p-wu-jing")
+
+    async def ask(client_ip: str, person: str) -> int:
+        transport = httpx.ASGITransport(app=gateway, client=(client_ip, 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as c:
+            return (await c.post("/api/flow_runs/filter", json={}, headers={"X-Street-User": person})).status_code
+
+    assert asyncio.run(ask("10.1.2.4", "p-liu-ting")) == 200
+    assert (seen[-1].person, seen[-1].method) == ("p-liu-ting", "proxy")
+    assert asyncio.run(ask("10.9.9.9", "p-liu-ting")) == 401  # the header from an address not configured
+    assert asyncio.run(ask("127.0.0.1", "p-sun-jianhua")) == 401  # not even from this machine
+    assert asyncio.run(ask("10.1.2.3", "p-nobody")) == 401  # no such person
+    assert asyncio.run(ask("10.1.2.3", "p-wu-jing")) == 401  # a disabled account
+    assert len(seen) == 1

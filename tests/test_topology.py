@@ -298,7 +298,9 @@ def test_two_workers_fifty_incidents_and_fifty_risks_with_twenty_kills(topology)
             kill_tree(proc)
     topology.run("dutyflow", "sweep")  # one more sweep, as the schedule would: delivers what is left
 
-    assert {r.state.name for r in states.values()} == {"Completed"}, Counter(r.state.name for r in states.values())
+    assert {r.state.name for r in states.values()} == {"Completed"}, (
+        Counter(r.state.name for r in states.values()),
+        Counter(f"{r.name.split('-')[0]}: {r.state.message}" for r in states.values() if r.state.name != "Completed"))
     assert redriven, "no kill hit a running action: the trials proved nothing"
     with session() as s:
         cases = s.exec(select(Case)).all()
