@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from deployments.gateway import login_required
+from deployments.gateway import login_required, without_actor
 
 INTERVALS = {"sweep-deadlines": timedelta(minutes=1)}
 
@@ -47,18 +47,6 @@ def form_schema(fl, values: dict[str, list[str]]):
     return schema
 
 
-def without_actor(definitions: dict) -> None:
-    """The forms no longer ask who you are: the login gateway binds ``request.actor`` to the
-    logged-in person (``deployments/gateway.py``), which then validates the whole request with
-    the domain's model, ``actor`` included."""
-    for definition in (definitions or {}).values():
-        props = definition.get("properties") or {}
-        if "actor" in props and "effective_at" in props:  # a flow's request (models.requests.Request)
-            del props["actor"]
-            definition["required"] = [r for r in definition.get("required", []) if r != "actor"]
-            definition.pop("additionalProperties", None)
-
-
 def refresh_forms(api_url: str | None = None) -> int:
     """Fill the pickers of the registered deployments again (after ``org load``, or when a
     case opens or closes); returns how many deployments were updated."""
@@ -99,7 +87,10 @@ def build() -> list:
             from prefect.schedules import Cron
 
             kwargs["schedule"] = Cron(assessment_cron(), timezone="Asia/Shanghai")
-        dep = fl.to_deployment(name=name, description=inspect.getdoc(fl.fn), tags=["dutyflow", tag(name)], **kwargs)
+        # behind the login gateway, each new run's request is checked by the domain's own model
+        # (ids and labels alike, Chinese messages); Prefect's check knows only the form's labels
+        dep = fl.to_deployment(name=name, description=inspect.getdoc(fl.fn), tags=["dutyflow", tag(name)],
+                               enforce_parameter_schema=not login_required(), **kwargs)
         dep._parameter_openapi_schema = form_schema(fl, values)
         out.append(dep)
     return out

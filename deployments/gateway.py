@@ -57,8 +57,10 @@ READ_SEGMENTS = {"filter", "count", "paginate", "history", "lateness", "next"}
 _CREATE_FROM_DEPLOYMENT = re.compile(r"^/deployments/([0-9a-fA-F-]{36})/create_flow_run/?$")
 _SET_STATE = re.compile(r"^/flow_runs/([0-9a-fA-F-]{36})/set_state/?$")
 _CREATE_RUN = re.compile(r"^/flow_runs/?$")
+_DEPLOYMENT_WRITE = re.compile(r"^/deployments(/[0-9a-fA-F-]{36})?/?$")
 _SERVICE_ONLY_SOCKETS = ("/events/in", "/task_runs/subscriptions", "/work_pools/")
 MAX_BODY = 4 * 1024 * 1024
+MAX_SERVICE_BODY = 256 * 1024 * 1024  # a deployment's form: its pickers list every unit and person
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
@@ -124,6 +126,18 @@ class Authenticator:
         except (binascii.Error, UnicodeDecodeError):
             raise LoginRefused("认证信息不是有效的 Base64") from None
         return self.from_basic(credential)
+
+
+def without_actor(definitions: dict) -> None:
+    """The forms no longer ask who you are: the login gateway binds ``request.actor`` to the
+    logged-in person (``deployments/gateway.py``), which then validates the whole request with
+    the domain's model, ``actor`` included."""
+    for definition in (definitions or {}).values():
+        props = definition.get("properties") or {}
+        if "actor" in props and "effective_at" in props:  # a flow's request (models.requests.Request)
+            del props["actor"]
+            definition["required"] = [r for r in definition.get("required", []) if r != "actor"]
+            definition.pop("additionalProperties", None)
 
 
 def _delay() -> float:
@@ -227,7 +241,7 @@ async def _json(send, status: int, body: dict) -> None:
     await send({"type": "http.response.body", "body": data})
 
 
-async def _read_body(receive) -> bytes:
+async def _read_body(receive, limit: int = MAX_BODY) -> bytes:
     chunks, size = [], 0
     while True:
         message = await receive()
@@ -235,24 +249,25 @@ async def _read_body(receive) -> bytes:
             raise Refusal(400, "连接已断开")
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > MAX_BODY:
-            raise Refusal(413, f"错误：请求过大（超过 {MAX_BODY // 1024 // 1024} MB）")
+        if size > limit:
+            raise Refusal(413, f"错误：请求过大（超过 {limit // 1024 // 1024} MB）")
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
 
 
-def _replay(body: bytes):
+def _replay(body: bytes, receive):
+    """``receive`` giving ``body`` once, then what the client's own connection says (a disconnect)."""
     sent = False
 
-    async def receive():
+    async def replayed():
         nonlocal sent
         if not sent:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
-        return {"type": "http.disconnect"}
+        return await receive()
 
-    return receive
+    return replayed
 
 
 def _asking_for_login(send):
@@ -282,6 +297,28 @@ def _asking_for_login(send):
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
     return wrapped
+
+
+def _with_body(scope, body: bytes, receive):
+    """``receive`` replaying ``body`` in place of the request's own (its length set to match)."""
+    scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"content-length"] + [
+        (b"content-length", str(len(body)).encode())]
+    return _replay(body, receive)
+
+
+async def _forms_without_actor(scope, receive):
+    """A deployment registered or updated through the gateway (``prefect deploy``, serve, the
+    pickers' refresh): its form loses the ``actor`` field, whoever generated the schema."""
+    body = await _read_body(receive, MAX_SERVICE_BODY)
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        return _replay(body, receive)  # Prefect answers it
+    schema = data.get("parameter_openapi_schema") if isinstance(data, dict) else None
+    if not isinstance(schema, dict):
+        return _replay(body, receive)
+    without_actor(schema.get("definitions") or schema.get("$defs") or {})
+    return _with_body(scope, json.dumps(data).encode(), receive)
 
 
 class Gateway:
@@ -340,11 +377,10 @@ class Gateway:
                 data["parameters"] = await to_thread.run_sync(bind_parameters, flow, params, login, loopback)
                 actor = (data["parameters"].get("request") or {}).get("actor", "")
                 scope["dutyflow.login"] = run_login(login, actor, loopback)
-            body = json.dumps(data).encode()
-            scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"content-length"] + [
-                (b"content-length", str(len(body)).encode())]
-            return _replay(body)
+            return _with_body(scope, json.dumps(data).encode(), receive)
         if login.is_service:
+            if method in ("POST", "PATCH") and _DEPLOYMENT_WRITE.match(rel):
+                return await _forms_without_actor(scope, receive)
             return receive
         if method in ("GET", "HEAD"):
             if rel.startswith("/admin/settings"):

@@ -6,7 +6,11 @@ this code installed (``bash deployments/serve.sh`` installs it; or ``pip install
 ``DUTYFLOW_CODE_DIR`` pointing at it and the shared ``DUTYFLOW_DATABASE_URL``, and runs
 ``prefect worker start --pool dutyflow`` (with ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY=30``, so a
 dead worker's runs are found within ``runs.stall_seconds``: ``tasks/recovery.py``);
-``prefect deploy --all`` (from the code directory) registers the deployments below. Regenerate after changing a flow or a schedule::
+``prefect deploy --all`` (from the code directory) registers the deployments below. The server
+runs behind the login gateway, which checks every new run's request with the domain's own
+model (ids and labels alike), so Prefect's own schema check — which knows only the form's
+labels and answers in English — is off (``enforce_parameter_schema: false``). Regenerate after
+changing a flow or a schedule::
 
     .venv/bin/python -m deployments.prefect_yaml > deployments/prefect.yaml
 """
@@ -47,6 +51,7 @@ def document() -> dict:
             "tags": ["dutyflow", tag(name)],
             "schedules": schedules(name),
             "work_pool": {"name": POOL, "work_queue_name": "default"},
+            "enforce_parameter_schema": False,
         })
     return {
         "name": "dutyflow",

@@ -64,6 +64,22 @@ def assert_every_variable_required(kind: str, full: dict, documented: set[str]) 
 # ---------------------------------------------------------------- dutyflow serve as a child
 
 
+def final_run(api: str, run_id: str, timeout: float = 120) -> dict:
+    """The flow run ``run_id`` of the API at ``api`` (``…/api``) once it has finished."""
+    import time
+
+    from deployments.serve import api_json
+
+    deadline = time.monotonic() + timeout
+    run = {"state_type": "unknown"}
+    while time.monotonic() < deadline:
+        run = api_json(f"{api}/flow_runs/{run_id}")
+        if run["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            return run
+        time.sleep(0.5)
+    pytest.fail(f"flow run {run_id} did not finish: {run['state_type']}")
+
+
 def serving(tmp_path, monkeypatch, token: str):
     """``dutyflow serve`` on a free port behind the login gateway (service credential ``token``,
     also this test's own API login); a context manager yielding (base url, log path)."""

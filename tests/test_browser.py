@@ -24,7 +24,7 @@ import pytest
 
 from models.incident import MACHINE
 from deployments.serve import api_json
-from support import serving
+from support import final_run, serving
 
 STATES = MACHINE.states
 
@@ -52,16 +52,6 @@ def served(org, tmp_path, monkeypatch):
 
 def _deployment_id(base: str, name: str) -> str:
     return {d["name"]: d for d in api_json(f"{base}/api/deployments/filter", {})}[name]["id"]
-
-
-def _wait_final(base: str, run_id: str, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = api_json(f"{base}/api/flow_runs/{run_id}")
-        if run["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
-            return run
-        time.sleep(0.5)
-    pytest.fail(f"flow run {run_id} did not finish: {run['state_type']}")
 
 
 def _logs(base: str, run_id: str, containing: str = "") -> list[str]:
@@ -175,7 +165,7 @@ def test_an_operator_reports_an_incident_in_the_browser_and_a_refusal_reads_in_c
             _fill_report(page, base, beijing - timedelta(hours=3), "办公终端感染病毒")
             page.screenshot(path=str(shots / "report-incident-form.png"), full_page=True)
             run_id = _submit(page, base)
-            run = _wait_final(base, run_id)
+            run = final_run(f"{base}/api", run_id)
             assert run["state_type"] == "COMPLETED", (run["state"], _logs(base, run_id))
             artifacts = api_json(f"{base}/api/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run_id]}}})
             [case] = [a for a in artifacts if a["type"] == "markdown"]
@@ -197,7 +187,7 @@ def test_an_operator_reports_an_incident_in_the_browser_and_a_refusal_reads_in_c
             # 2. a refused entry: discovered in the future
             _fill_report(page, base, beijing + timedelta(days=1), "明天才发现的事件")
             bad_id = _submit(page, base)
-            bad = _wait_final(base, bad_id)
+            bad = final_run(f"{base}/api", bad_id)
             assert bad["state_type"] == "FAILED"
             assert bad["state"]["message"].startswith("未办理（发现时间）："), bad["state"]["message"]
             messages = _logs(base, bad_id, "未办理（发现时间）：")
@@ -206,6 +196,20 @@ def test_an_operator_reports_an_incident_in_the_browser_and_a_refusal_reads_in_c
             page.goto(f"{base}/v2/runs/flow-run/{bad_id}", wait_until="networkidle")
             page.get_by_text("未办理（发现时间）", exact=False).first.wait_for(timeout=30_000)
             page.screenshot(path=str(shots / "report-incident-refused.png"), full_page=True)
+            # 2b. a classified request the domain refuses before Prefect stores it (discovered in 1926):
+            # the gateway answers 422 with the CLI's one line, the UI shows it, no run is created
+            before = _runs(base, "report-incident")
+            _fill_report(page, base, datetime(1926, 12, 7, 8, 0, tzinfo=ZoneInfo("Asia/Shanghai")), "机密事件标题")
+            page.get_by_role("switch", name="涉密 (Optional)").click()
+            submit = page.get_by_role("button", name="Submit", exact=True)
+            submit.scroll_into_view_if_needed()
+            submit.click()
+            toast = page.locator("[data-sonner-toast]").filter(has_text="发现时间")
+            toast.first.wait_for(timeout=30_000)
+            assert "错误" in toast.first.inner_text(), toast.first.inner_text()
+            page.screenshot(path=str(shots / "report-incident-refused-at-submit.png"), full_page=True)
+            assert _runs(base, "report-incident") == before
+            assert "机密事件标题" not in log_path.read_text()
             # 3. the old UI's link that serve prints opens the old UI (V1), not V2
             old_ui = re.search(r"旧版界面 (\S+) ", log_path.read_text()).group(1)
             page.goto(old_ui, wait_until="networkidle")
@@ -216,7 +220,7 @@ def test_an_operator_reports_an_incident_in_the_browser_and_a_refusal_reads_in_c
                                      timezone_id="Asia/Shanghai")
             _login(other, base, "p-wu-jing")
             _fill_report(other, base, beijing - timedelta(hours=2), "代其他社区报告的事件")
-            denied = _wait_final(base, _submit(other, base))
+            denied = final_run(f"{base}/api", _submit(other, base))
             assert denied["state_type"] == "FAILED"
             assert denied["state"]["message"].startswith("未办理（操作人）：无权办理 report-incident"), denied["state"]
             other.goto(f"{base}/v2/runs/flow-run/{denied['id']}", wait_until="networkidle")

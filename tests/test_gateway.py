@@ -10,13 +10,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 
 import pytest
 
 from deployments.serve import api_json
-from support import serving
+from support import final_run, serving
 
 PASSWORD = {"p-liu-jianguo": "liu-jianguo-pw-1", "p-liu-ting": "liu-ting-pw-22", "p-wu-jing": "wu-jing-pw-333"}
 TOKEN = "gateway-test-service-token"
@@ -49,16 +48,6 @@ def served(org, tmp_path, monkeypatch):
 
 def _runs(base: str) -> list[dict]:
     return api_json(f"{base}/flow_runs/filter", {"flow_runs": {"tags": {"all_": ["业务办理"]}}})
-
-
-def _wait(base: str, run_id: str) -> dict:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        run = api_json(f"{base}/flow_runs/{run_id}")
-        if run["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
-            return run
-        time.sleep(0.5)
-    pytest.fail(f"run {run_id} did not finish")
 
 
 REPORT = {"unit": "SQ01 东风社区", "category": "恶意程序感染", "level": "一般（Ⅳ级）", "title": "终端感染",
@@ -96,7 +85,7 @@ def test_the_gateway_logs_in_binds_the_actor_and_stores_nothing_it_refuses(serve
                    auth=_as("p-liu-jianguo"))
     assert run["parameters"]["request"]["actor"] == "p-liu-jianguo"
     assert run["created_by"]["type"] == "dutyflow:password:p-liu-jianguo"
-    assert _wait(base, run["id"])["state_type"] == "COMPLETED"
+    assert final_run(base, run["id"])["state_type"] == "COMPLETED"
     with session() as s:
         from models.case import Case
         from sqlmodel import select
@@ -112,6 +101,11 @@ def test_the_gateway_logs_in_binds_the_actor_and_stores_nothing_it_refuses(serve
         assert row.payload["login"] == {"person": "p-liu-jianguo", "method": "password"}
     artifacts = api_json(f"{base}/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}})
     assert any("办理人：刘建国" in (a["data"] or "") for a in artifacts if a["type"] == "markdown")
+    # the ids of SPEC §5 are accepted as well as the form's labels (the domain's model checks them)
+    by_ids = {**REPORT, "unit": "SQ01", "category": "malware", "level": "general", "title": "以编号填写的报告"}
+    run = api_json(f"{base}/deployments/{dep}/create_flow_run", {"parameters": {"request": by_ids}},
+                   auth=_as("p-liu-jianguo"))
+    assert final_run(base, run["id"])["state_type"] == "COMPLETED"
 
     # 2. naming someone else is refused before Prefect stores anything
     before, state = len(_runs(base)), db_state()
@@ -139,7 +133,7 @@ def test_the_gateway_logs_in_binds_the_actor_and_stores_nothing_it_refuses(serve
     # 4. a person without the authority: the run fails with the core's Chinese line
     other = api_json(f"{base}/deployments/{dep}/create_flow_run", {"parameters": {"request": REPORT}},
                      auth=_as("p-wu-jing"))  # 红旗社区's liaison reporting for 东风社区
-    failed = _wait(base, other["id"])
+    failed = final_run(base, other["id"])
     assert failed["state_type"] == "FAILED"
     assert failed["state"]["message"].startswith("未办理（操作人）：无权办理 report-incident"), failed["state"]
     # another person may not retry or cancel it; its creator may
@@ -220,3 +214,46 @@ def test_a_trusted_reverse_proxy_names_the_person_and_no_other_address_may(org, 
     assert asyncio.run(ask("10.1.2.3", "p-nobody")) == 401  # no such person
     assert asyncio.run(ask("10.1.2.3", "p-wu-jing")) == 401  # a disabled account
     assert len(seen) == 1
+
+
+def test_a_deployment_registered_through_the_gateway_gets_a_form_without_actor(org, monkeypatch):
+    """``prefect deploy`` (the production topology) computes the form from the flow's signature,
+    ``actor`` included: the gateway takes it out on the way in, so no form asks who you are."""
+    import asyncio
+    import json
+
+    import httpx
+
+    from deployments.gateway import Gateway
+    from flows.registry import flows
+    from prefect.utilities.callables import parameter_schema
+
+    received = []
+
+    async def prefect(scope, receive, send):
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        received.append(json.loads(body))
+        await send({"type": "http.response.start", "status": 201, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    monkeypatch.setenv("DUTYFLOW_SERVICE_TOKEN", TOKEN)
+    schema = parameter_schema(flows()["report-incident"]).model_dump(exclude_unset=True)
+    assert "actor" in schema["definitions"]["ReportIncidentRequest"]["properties"]
+
+    async def register(path: str, method: str) -> int:
+        transport = httpx.ASGITransport(app=Gateway(prefect), client=("10.0.0.7", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw", auth=("service", TOKEN)) as c:
+            r = await c.request(method, path, json={"name": "report-incident", "parameter_openapi_schema": schema})
+            return r.status_code
+
+    assert asyncio.run(register("/api/deployments/", "POST")) == 201
+    assert asyncio.run(register("/api/deployments/0b6b8bb4-2f0e-4f47-a2a5-7a8a3d1f6c11", "PATCH")) == 201
+    for body in received:
+        form = body["parameter_openapi_schema"]["definitions"]["ReportIncidentRequest"]
+        assert "actor" not in form["properties"] and "actor" not in form.get("required", [])
+        assert "title" in form["properties"]
