@@ -23,6 +23,8 @@ gateway knows the registry's persons:
   own ``created_by`` of the run says who and how (``dutyflow:<method>:<person>``); the flow
   checks it again and the audit event records it. The service credential acts as ``system``;
   naming a person is allowed only to the CLI on the server's own machine (a loopback address).
+  A deployment registered through the gateway (``prefect deploy``, serve) loses the form's
+  ``actor`` field, so no form asks who you are.
 - **Nothing stored on a refusal**: a run's parameters are validated with the domain's own
   request model before Prefect sees them; a bad request is answered 422 with the one Chinese
   line the CLI prints, no run is created, and nothing of it is logged.
@@ -129,9 +131,9 @@ class Authenticator:
 
 
 def without_actor(definitions: dict) -> None:
-    """The forms no longer ask who you are: the login gateway binds ``request.actor`` to the
-    logged-in person (``deployments/gateway.py``), which then validates the whole request with
-    the domain's model, ``actor`` included."""
+    """The forms no longer ask who you are: the gateway binds ``request.actor`` to the
+    logged-in person, then validates the whole request with the domain's model, ``actor``
+    included. Takes the field out of a form's request definitions, in place."""
     for definition in (definitions or {}).values():
         props = definition.get("properties") or {}
         if "actor" in props and "effective_at" in props:  # a flow's request (models.requests.Request)
