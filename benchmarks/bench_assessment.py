@@ -34,7 +34,7 @@ unit measured in the same run (target ≥ 20×). Memory peak printed."
    delivery, artifacts, exports) by wrapping — not changing — the project functions.
 3. The naive variant, same run and data: a flow defined here with ONE Prefect task per
    unit (``.map`` on the default task runner), each task opening a session and running
-   ``tasks.scoring.compute_auto(s, cat, 2026, [unit])`` as shipped (for a few units
+   ``models.scoring.compute_auto(s, cat, 2026, [unit])`` as shipped (for a few units
    ``YearRecords`` reads their records only, in SQL), over ``--sample`` units,
    extrapolated linearly to all units. Also the bulk ``compute_auto`` on the same sample
    inside one task (like-for-like). Ratio = naive extrapolated ÷ measured start-annual-assessment flow; target ≥ 20×.
@@ -124,7 +124,7 @@ def instrument() -> None:
     import models.assessment as ma
     import tasks.export as te
     import tasks.notify as tn
-    import tasks.scoring as ts
+    import models.scoring as ts
 
     SPANS.wrap(ma, "start", "core start()")  # flows.assessment calls core.start at run time
     SPANS.wrap(ts, "compute_auto", "  compute_auto() (bulk)")
@@ -328,14 +328,14 @@ def naive_flows():
 
     @task(name="naive-unit-auto")
     def unit_auto(unit: str, cat: dict, year: int) -> dict:
-        import tasks.scoring as ts
+        import models.scoring as ts
 
         with session() as s:
             return ts.compute_auto(s, cat, year, [unit])[unit]
 
     @flow(name="naive-assessment-auto")
     def naive(units: list[str], year: int) -> dict:
-        from tasks.scoring import load_catalogue
+        from models.scoring import load_catalogue
 
         cat = load_catalogue()
         futures = unit_auto.map(units, unmapped(cat), year)
@@ -343,14 +343,14 @@ def naive_flows():
 
     @task(name="bulk-sample-auto")
     def bulk_auto(units: list[str], cat: dict, year: int) -> dict:
-        import tasks.scoring as ts
+        import models.scoring as ts
 
         with session() as s:
             return ts.compute_auto(s, cat, year, units)
 
     @flow(name="bulk-sample-assessment-auto")
     def bulk(units: list[str], year: int) -> dict:
-        from tasks.scoring import load_catalogue
+        from models.scoring import load_catalogue
 
         return bulk_auto(units, load_catalogue(), year)
 

@@ -13,7 +13,7 @@ channel points at a local ThreadingHTTPServer sink):
 3. Deadline sweep over N open obligations (1 % due), bulk-inserted with Core
    ``insert()`` executemany: (a) ``tasks.sweep.due(now, limit=1000)``, (b)
    ``tasks.sweep.sweep()``, (c) ``tasks.notify.deliver()`` of the queued reminders.
-4. ``tasks.notices.render('incident_report', ctx)`` calls per second (HTML + text), the
+4. ``models.notices.render('incident_report', ctx)`` calls per second (HTML + text), the
    HTML template alone, and the printable documents of the same notice (DOCX, PDF).
 5. Peak RSS (``resource.getrusage``).
 
@@ -574,7 +574,7 @@ def part3_sweep(dbs: Databases, sink: Sink, total: int, pg: bool, prof: str | No
 
 
 def part4_render(n: int, prof: str | None) -> None:
-    from tasks.notices import HTML_ENV, TEXT_ENV, render, template_name
+    from models.notices import HTML_ENV, TEXT_ENV, render, template_name
 
     say(f"\n[4] notice rendering, incident_report (n={n})")
     ctx = dict(RENDER_CTX)

@@ -124,7 +124,7 @@ def ladder_plan(at, past_days: int = 45, future_days: int = 100):
     from models.clock import local
     from models.db import session
     from models.rectification import ladders
-    from tasks.deadlines import calendar, end_of_day
+    from models.deadlines import calendar, end_of_day
 
     ladder = ladders()["rectify"]
     assert [ls.step for ls in ladder] == [1, 2, 3, 4], ladder
@@ -406,14 +406,14 @@ def run_profiled(fn):
 
 def time_supervision(backend: str, at) -> None:
     """Time the accountability chain's derived-weak-supervision check once, as a proposal runs
-    it (``tasks.tracing.supervision_was_weak``), on this database (read-only)."""
+    it (``models.tracing.supervision_was_weak``), on this database (read-only)."""
     from sqlmodel import select
 
     from models.case import Case
     from models.clock import local
     from models.db import session
     from models.org import get_unit
-    from tasks.tracing import supervision_was_weak
+    from models.tracing import supervision_was_weak
 
     on = local(at).date() - timedelta(days=15)  # a facts date of the proposals (their due day)
     runs = []
@@ -425,7 +425,7 @@ def time_supervision(backend: str, at) -> None:
             t = time.perf_counter()
             answer = supervision_was_weak(s, unit, on, source)
             runs.append(time.perf_counter() - t)
-    say(f"    tasks.tracing.supervision_was_weak({unit.code}, {on}) (part of each proposal): first "
+    say(f"    models.tracing.supervision_was_weak({unit.code}, {on}) (part of each proposal): first "
         f"{runs[0] * 1000:,.1f} ms, median {statistics.median(runs) * 1000:,.1f} ms; answer {answer!r}")
     row("b", "  supervision_was_weak() once (part of a proposal)", backend, runs[0] * 1000, "ms", fmt="{:,.1f}")
 

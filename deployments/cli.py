@@ -166,7 +166,7 @@ def cmd_calendar(args) -> int:
     from models.db import session
 
     if args.cal_cmd == "load":
-        from tasks.reconfirm import reconfirm_deadlines
+        from models.reconfirm import reconfirm_deadlines
 
         with session() as s:
             result = load_calendar_file(s, args.file)
@@ -422,7 +422,8 @@ def cmd_outbox(args) -> int:
     answer came), oldest first; ``outbox settle ID --delivered|--resend --actor P`` records
     what the recipient said (an audit event on the case)."""
     from models.clock import beijing, iso
-    from tasks.notify import mask, settle, unconfirmed
+    from models.masking import mask
+    from models.outbox import settle, unconfirmed
 
     if args.outbox_cmd == "settle":
         row = settle(args.notification_id, delivered=args.delivered, actor=args.actor)

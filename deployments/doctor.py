@@ -140,7 +140,9 @@ def _channels() -> Finding:
     from models.db import session
     from models.notice import Notification, NotificationStatus
     from models.org import Person
-    from tasks.notify import CONFIG_ENV, _asset, _ChannelError, _targets, mask, unconfirmed_count
+    from models.masking import mask
+    from models.outbox import unconfirmed_count
+    from tasks.notify import CONFIG_ENV, _asset, _ChannelError, _targets
 
     problems: list[str] = []
     asset, cache = _asset(), {}
@@ -194,7 +196,7 @@ CHECKS: list[tuple[str, Callable[[], Finding], bool]] = [
 
 def run_checks() -> list[Finding]:
     """Every check, in order; a check that raises is reported as broken, not as a traceback."""
-    from tasks.notify import mask_text
+    from models.masking import mask_text
 
     findings: list[Finding] = []
     db_ok = True

@@ -1,6 +1,6 @@
 """逐级倒查问责 — accountability (SPEC 3.3).
 
-The circumstances, the chain (tasks/tracing.py) and the rules live in models/accountability.py.
+The circumstances, the chain (models/tracing.py) and the rules live in models/accountability.py.
 """
 from prefect import flow
 

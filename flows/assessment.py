@@ -1,6 +1,6 @@
 """年度检查考核 — the annual assessment (SPEC 3.4).
 
-Scoring rules: tasks/scoring.py and deployments/criteria.yaml; the cycle: models/assessment.py.
+Scoring rules: models/scoring.py and deployments/criteria.yaml; the cycle: models/assessment.py.
 """
 from prefect import flow, task
 from prefect.artifacts import (

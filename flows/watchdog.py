@@ -57,7 +57,7 @@ def refresh_ledger() -> int:
     from models import policy
     from models.db import session
     from tasks.ledger import ledger_rows, overdue_counts
-    from tasks.notify import unconfirmed_count
+    from models.outbox import unconfirmed_count
 
     limit = policy.get("sweep", "ledger_artifact_rows", default=1000)
     with session() as s:

@@ -221,7 +221,7 @@ class DecideAppealRequest(Request):
 
 
 def _chain(s: Session, case: Case, *, involved, weak, collective, add=(), remove=()) -> dict[str, Any]:
-    from tasks.tracing import apply_edits, assign_responsibility, organisation_forms, trace
+    from models.tracing import apply_edits, assign_responsibility, organisation_forms, trace
 
     facts_date = date.fromisoformat(case.data["facts_date"])
     computed = trace(s, unit=case.unit, facts_date=facts_date, involved=list(involved),
@@ -246,7 +246,7 @@ def _proposal_notice(step: Step, *, today: date, draft: bool = False, edited: bo
     ``draft``: an automatic proposal is a draft awaiting the 网信办's confirmation: no 文号,
     no 签发人, sent to the 网信办 only. Accepting it (open-accountability) issues the
     建议书 itself, numbered and signed; ``edited`` when the investigation changed the chain."""
-    from tasks.notices import committee_rule, document_reference
+    from models.notices import committee_rule, document_reference
 
     s, case = step.s, step.case
     unit = get_unit(s, case.unit)
@@ -460,8 +460,8 @@ def decide(req: RecordAccountabilityDecisionRequest, flow_run_id: str | None = N
     """问责决定: forms per person (may differ from the suggestion; both kept), the 问责决定
     notice to each person named, `serve_decision` and one `appeal_window` per person. The
     notice states an investigation or a hearing only when the request records one."""
-    from tasks.deadlines import add_months, add_working_days, calendar
-    from tasks.notices import committee_rule
+    from models.deadlines import add_months, add_working_days, calendar
+    from models.notices import committee_rule
 
     def effect(step: Step) -> None:
         s, case = step.s, step.case
@@ -548,7 +548,7 @@ def appellants(decision: dict, unit: str) -> list[str]:
 def appeal_last_day(due_at: dt.datetime) -> date:
     """The last day of an appeal window due at ``due_at`` (24:00 of that day): the date the
     decision prints and the date a late appeal is told."""
-    from tasks.deadlines import due_day
+    from models.deadlines import due_day
 
     return due_day(due_at)
 
@@ -564,7 +564,7 @@ def _person_obligation(step: Step, kind: str, person: str) -> Obligation | None:
 
 def appeal(req: FileAppealRequest, flow_run_id: str | None = None) -> Result:
     """申诉 within the person's window; the decision stays in force."""
-    from tasks.deadlines import add_months, calendar
+    from models.deadlines import add_months, calendar
 
     def effect(step: Step) -> None:
         d = step.case.data
@@ -634,7 +634,7 @@ def _windows_from_receipt(step: Step, rows: list) -> list[str]:
     """申诉 runs 1 month from receiving the decision (自收到本决定之日起): once a person's copy
     is delivered, that person's window is computed again from the first delivery and moved
     when later than the one from the decision date (never shortened). Returns who was done."""
-    from tasks.deadlines import add_months, calendar
+    from models.deadlines import add_months, calendar
 
     received: dict[str, dt.datetime] = {}
     for r in rows:

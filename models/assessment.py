@@ -1,7 +1,7 @@
 """年度检查考核 — the annual assessment cycle (SPEC 3.4), and the activity records that feed it.
 
 One cycle per year (a case of kind ``assessment``) with one ``assessment_unit`` row per
-assessed unit. Automatic points come from the year's records (tasks/scoring.py, in bulk):
+assessed unit. Automatic points come from the year's records (models/scoring.py, in bulk):
 computed at the start over the records so far, and again at publication over the whole
 year (up to 31 Dec 24:00 Beijing time, or the publication when earlier), the start's
 figures kept beside and every change spelled out. Units self-assess, assessors score the
@@ -14,6 +14,7 @@ import datetime as dt
 import math
 import os
 import re
+from collections import Counter
 from datetime import datetime
 from typing import Callable
 
@@ -25,7 +26,7 @@ from sqlmodel import Session, SQLModel, select
 
 from models import policy
 from models.case import Case, Obligation, ObligationStatus, _dt
-from models.clock import beijing, cn_date, deadline_text, iso, local, parse_time
+from models.clock import beijing, cn_date, deadline_text, iso, listed, local, parse_time
 from models.db import JSONDict
 from models.errors import DomainError
 from models.labels import LabeledEnum
@@ -172,7 +173,7 @@ class PublishAssessmentRequest(Request):
 def catalogue_for(s: Session, year: int) -> tuple[dict, str]:
     """The catalogue for ``year`` and where it came from: the one loaded for that year, else
     the configured (``DUTYFLOW_CRITERIA``) or shipped default."""
-    from tasks.scoring import DEFAULT_CATALOGUE, load_catalogue
+    from models.scoring import DEFAULT_CATALOGUE, load_catalogue
 
     row = s.get(CriteriaCatalogue, year)
     if row is not None:
@@ -188,7 +189,7 @@ def load_year_catalogue(s: Session, year: int, path: str) -> dict:
     import yaml
 
     from models.clock import now
-    from tasks.scoring import load_catalogue
+    from models.scoring import load_catalogue
 
     check_year(year, "--year", latest=local(now()).year + 1)  # next year's catalogue may be prepared
     started = s.exec(select(Case.id).where(Case.dedupe_key == cycle_key(year))).first()
@@ -265,8 +266,8 @@ def start(req: StartAssessmentRequest, flow_run_id: str | None = None,
           progress: Callable[[float], None] | None = None) -> Result:
     """One cycle per year (a second start returns the existing one): a row per unit with
     its automatic points (bulk), the 考核通知, and a `self_assessment` obligation per unit."""
-    from tasks.deadlines import add_working_days, calendar
-    from tasks.scoring import compute_auto, year_cutoff
+    from models.deadlines import add_working_days, calendar
+    from models.scoring import compute_auto, year_cutoff
 
     from models.clock import now
 
@@ -275,9 +276,9 @@ def start(req: StartAssessmentRequest, flow_run_id: str | None = None,
     if year > this_year:
         raise DomainError(f"{year} 年度尚未开始（今年为 {this_year} 年），不能启动考核", "year")
     check_year(year, "year", latest=this_year)
-    duplicates = sorted({u for u in req.units if req.units.count(u) > 1})
+    duplicates = sorted(u for u, n in Counter(req.units).items() if n > 1)
     if duplicates:
-        raise DomainError(f"单位重复：{', '.join(duplicates)}", "units")
+        raise DomainError(f"单位重复：{listed(duplicates, '个单位')}", "units")
 
     def effect(step: Step) -> None:
         s, case = step.s, step.case
@@ -362,7 +363,7 @@ def _end_self_assessments(step: Step) -> None:
         ob.status, ob.next_action_at = ObligationStatus.waived, None
         step.s.add(ob)
     if early:
-        step.warn(f"自评期限未到即通报考核结果：{', '.join(sorted(early))} 未提交自评")
+        step.warn(f"自评期限未到即通报考核结果：{listed(sorted(early), '个单位')} 未提交自评")
 
 
 def _office_contact(s: Session, unit: str, on, fallback: str) -> dict:
@@ -408,7 +409,7 @@ def _street_of(units: list[str]) -> str:
 def ladders() -> dict:
     """自评督办: a reminder 1 working day before the self-assessment is due, 催报 when missed."""
     from models.ladder import LadderStep
-    from tasks.deadlines import add_working_days
+    from models.deadlines import add_working_days
 
     return {"self_assessment": [
         LadderStep(1, "reminder", "自评临期提醒", lambda ob, cal: add_working_days(ob.due_at, -1, cal).due_at,
@@ -462,7 +463,7 @@ def self_assess(req: SelfAssessmentRequest, flow_run_id: str | None = None) -> R
 
 
 def _manual(case: Case) -> dict[str, dict]:
-    from tasks.scoring import manual_items
+    from models.scoring import manual_items
 
     return manual_items(case.data["catalogue"])
 
@@ -515,7 +516,7 @@ def results(s: Session, case: Case, stored: dict[str, AssessmentUnit] | None = N
     """Each unit's score, grade, rank, deductions and what changed in its automatic figures
     since the start (computed; stored at publication, with the secretary). ``stored``: the
     cycle's rows, when the caller has loaded them."""
-    from tasks.scoring import auto_changes, deduction_lines, grade_of, in_order, rank
+    from models.scoring import auto_changes, deduction_lines, grade_of, in_order, rank
 
     cat = case.data["catalogue"]
     bonus_cap = policy.get("assessment", "bonus_cap", default=5)
@@ -555,7 +556,7 @@ def publish(req: PublishAssessmentRequest, flow_run_id: str | None = None,
     keeping the self-assessments and the assessors' scores; then ranks, grades (veto →
     不合格), issues the 考核结果通报 to each unit's principal and notes every automatic
     figure that changed since the start."""
-    from tasks.scoring import auto_changes, compute_auto, year_cutoff
+    from models.scoring import auto_changes, compute_auto, year_cutoff
 
     def effect(step: Step) -> None:
         s, case = step.s, step.case
@@ -624,7 +625,7 @@ def _failed_reason(r: dict, pass_mark: float) -> str:
 
 def cutoff_text(year: int, cutoff: datetime | str) -> str:
     """``2026年12月31日24时`` at the year's end, else the Beijing time of the cutoff."""
-    from tasks.scoring import year_bounds
+    from models.scoring import year_bounds
 
     at = parse_time(cutoff) if isinstance(cutoff, str) else cutoff
     return f"{year}年12月31日24时" if at >= year_bounds(year)[1] else beijing(at)
@@ -634,6 +635,6 @@ def _changed_note(ranked: list[dict], year: int, cutoff: datetime) -> list[str]:
     changed = [r["unit_name"] for r in ranked if r["auto_changes"]]
     if not changed:
         return []
-    names = "、".join(changed[:10]) + (f"等{len(changed)}个社区" if len(changed) > 10 else "")
+    names = listed(changed, "个社区")
     return [f"系统自动计分已按截至{cutoff_text(year, cutoff)}的全年工作记录重新计算，{names}的自动计分较考核启动时有变动，"
             f"变动情况见考核结果明细表"]

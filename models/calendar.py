@@ -30,7 +30,7 @@ A new year (published by the State Council General Office around November)
     in two holidays, a ``from`` after its ``to``, a holiday without a name, a make-up
     workday that is a Monday–Friday anyway, or an unknown key. All problems are named.
 
-The in-memory view used for deadlines is ``tasks.deadlines.Calendar``; every change made
+The in-memory view used for deadlines is ``models.deadlines.Calendar``; every change made
 here calls the listeners registered with :func:`on_change` (its cache invalidation), once at
 once and once more when the session's transaction ends.
 """

@@ -122,7 +122,7 @@ class Obligation(SQLModel, table=True):
         return {"version_id_col": cls.__table__.c.version_id}
 
     def set_deadline(self, deadline) -> None:
-        """Take a ``tasks.deadlines.Deadline``: due time, flag, and (while the flag is set)
+        """Take a ``models.deadlines.Deadline``: due time, flag, and (while the flag is set)
         how it was computed, so that loading the year's calendar can compute it again."""
         self.due_at, self.calendar_unconfirmed = deadline.due_at, deadline.calendar_unconfirmed
         self.data = {**{k: v for k, v in (self.data or {}).items() if k != "basis"}, **deadline.obligation_data()}

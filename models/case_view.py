@@ -10,7 +10,7 @@ from models.case import Case, Obligation
 from models.clock import iso
 from models.errors import DomainError
 from models.notice import Notice, Notification
-from tasks.notify import mask
+from models.masking import mask
 
 
 def case_json(s: Session, case: Case, *, full: bool = True) -> dict[str, Any]:

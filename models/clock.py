@@ -30,6 +30,15 @@ def quoted(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def listed(items, noun: str, first: int = 10, sep: str = "、") -> str:
+    """Items named in one line, summarised past ``first``: ``SQ01、SQ02…等1200个单位`` —
+    a line about every community names a few and counts the rest, never thousands."""
+    items = list(items)
+    if len(items) <= first:
+        return sep.join(map(str, items))
+    return sep.join(map(str, items[:first])) + f"…等{len(items)}{noun}"
+
+
 def check_date(day: date, field: str = "date", value: object = None) -> date:
     """Refuse a request date (or the Beijing date of a request time) outside the sensible years."""
     if not EARLIEST_YEAR <= day.year <= LATEST_YEAR:

@@ -194,7 +194,7 @@ def office_recipients(s, unit: str, on) -> tuple[object, list[str]]:
 
 def _obligation_state(o, at: datetime) -> str:
     """Where an obligation stands at ``at`` (the notice's time), in words true at that time."""
-    from tasks.deadlines import overdue_by
+    from models.deadlines import overdue_by
 
     if o.status == ObligationStatus.waived:
         return "免除"
@@ -225,7 +225,7 @@ def _reporting_path(level: str, path: str, external) -> str:
 
 def report(req: ReportIncidentRequest, flow_run_id: str | None = None) -> Result:
     """报告事件: create the case, open its obligations, issue the 事件报告."""
-    from tasks.deadlines import add_hours, overdue_by
+    from models.deadlines import add_hours, overdue_by
 
     discovered = req.discovered_at
     if discovered.tzinfo is None:
@@ -303,7 +303,7 @@ def report(req: ReportIncidentRequest, flow_run_id: str | None = None) -> Result
 def update(req: UpdateIncidentRequest, flow_run_id: str | None = None) -> Result:
     """续报: record facts; an external report time meets `external_report`; resolution opens
     the 30-day `summary_report`."""
-    from tasks.deadlines import add_days, calendar, overdue_by
+    from models.deadlines import add_days, calendar, overdue_by
 
     external_at = optional_time(req.external_reported_at, "external_reported_at")
     state = _state_of(req.case_id)

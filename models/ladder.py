@@ -41,7 +41,7 @@ def next_action_at(ladder: list[LadderStep], ob: Obligation, cal) -> datetime | 
 def escalate(machine: Machine, ladders: dict[str, list[LadderStep]], ob_id: int, case_id: str,
              flow_run_id: str | None = None, session=None) -> Result | None:
     """Take the due ladder step of one obligation (or nothing, if another sweep did)."""
-    from tasks.deadlines import calendar
+    from models.deadlines import calendar
 
     def effect(step: Step) -> None:
         ob = lock_due_obligation(step, ob_id)

@@ -18,7 +18,7 @@ from models.labels import LabeledEnum
 from models.org import get_person, get_unit, holders, office_unit
 from models.requests import TIME_PICKER, CaseId, Request, RequestTime, UnitCode, optional_time, picks
 from models.statemachine import Machine, Result, Rule, Step, transition
-from tasks.notices import document_reference
+from models.notices import document_reference
 
 
 class RiskLevel(LabeledEnum):
@@ -120,7 +120,7 @@ def _pol(*keys, default=None):
 
 
 def rectify_deadline(start: datetime, level: str, cal):
-    from tasks.deadlines import add_working_days
+    from models.deadlines import add_working_days
 
     return add_working_days(start, _pol("rectify_working_days")[level], cal)
 
@@ -128,7 +128,7 @@ def rectify_deadline(start: datetime, level: str, cal):
 def ladders() -> dict:
     """The escalation ladders of rectification obligations (figures: policy file)."""
     from models.ladder import LadderStep
-    from tasks.deadlines import add_working_days, working_days_after_due
+    from models.deadlines import add_working_days, working_days_after_due
 
     ladder = _pol("ladder")
     return {
@@ -163,7 +163,7 @@ def _issuer(step: Step):
 
 
 def _ladder_context(step: Step, ob: Obligation, implied) -> dict:
-    from tasks.deadlines import overdue_by
+    from models.deadlines import overdue_by
 
     unit = get_unit(step.s, step.case.unit)
     return {"unit_name": unit.name, "problem": step.case.data["problem"], "notice_ref": document_reference(step.s, step.case.id),
@@ -179,7 +179,7 @@ def _reminder(stage: str, roles: tuple[str, ...]):
         "verify": "请及时对整改报告进行复核验收",
     }
 
-    from tasks.deadlines import overdue_by
+    from models.deadlines import overdue_by
 
     def act(step: Step, ob: Obligation, implied) -> None:
         s, on = step.s, local(step.recorded_at).date()
@@ -213,7 +213,7 @@ def _reminder(stage: str, roles: tuple[str, ...]):
 
 def _interview(step: Step, ob: Obligation, implied) -> None:
     """约谈通知 to the unit's principal (as of today); a vacant post falls to the cyber_lead."""
-    from tasks.deadlines import add_working_days, calendar
+    from models.deadlines import add_working_days, calendar
 
     s, on = step.s, local(step.recorded_at).date()
     issuer = _issuer(step)
@@ -264,7 +264,7 @@ def _proposal(step: Step, ob: Obligation, implied) -> None:
 def recurrence(s, unit: str, code: str, at: datetime, exclude: str | None = None) -> list[Case]:
     """Earlier rectifications of the same problem code at the same unit within the policy's
     months (12: from the same date a year before, Beijing time)."""
-    from tasks.deadlines import local_date, shift_months
+    from models.deadlines import local_date, shift_months
 
     if not code:
         return []
@@ -276,7 +276,7 @@ def recurrence(s, unit: str, code: str, at: datetime, exclude: str | None = None
 def notify(req: NotifyRiskRequest, flow_run_id: str | None = None) -> Result:
     """下发整改通知: open `acknowledge` and `rectify`, issue the 整改通知."""
     from models.ladder import first_action_at
-    from tasks.deadlines import add_working_days, calendar, fixed_deadline
+    from models.deadlines import add_working_days, calendar, fixed_deadline
 
     override = optional_time(req.due_at, "due_at")
     level = req.risk_level.name
@@ -342,7 +342,7 @@ def acknowledge(req: AcknowledgeRiskRequest, flow_run_id: str | None = None) -> 
 
 def submit(req: SubmitRectificationRequest, flow_run_id: str | None = None) -> Result:
     """整改报告 meets `rectify` and opens `verify` for the issuer (3 working days)."""
-    from tasks.deadlines import add_working_days, calendar
+    from models.deadlines import add_working_days, calendar
 
     def effect(step: Step) -> None:
         data = step.case.data
@@ -364,7 +364,7 @@ def verify(req: VerifyRectificationRequest, flow_run_id: str | None = None) -> R
     """复核验收: pass → closed (销号); fail → acknowledged with a new `rectify` deadline (the
     issuer's, or by risk level from the verification)."""
     from models.ladder import first_action_at
-    from tasks.deadlines import calendar, fixed_deadline
+    from models.deadlines import calendar, fixed_deadline
 
     new_due = optional_time(req.new_due_at, "new_due_at")
     if new_due is not None and req.passed:
@@ -404,7 +404,7 @@ def _open_rectify(step: Step) -> Obligation:
 
 def _deadline_moved(step: Step, reason: str, old, new, request: str) -> None:
     """期限调整通知 of the rectify deadline, to everyone the 整改通知 went to."""
-    from tasks.notices import adjustment_notice
+    from models.notices import adjustment_notice
 
     unit = get_unit(step.s, step.case.unit).name
     adjustment_notice(step, reason=reason, request=request, items=[{
@@ -441,7 +441,7 @@ def request_extension(req: RequestExtensionRequest, flow_run_id: str | None = No
 def decide_extension(req: DecideExtensionRequest, flow_run_id: str | None = None) -> Result:
     """Approval moves `rectify.due_at` and restarts its ladder; rejection changes nothing else."""
     from models.ladder import first_action_at
-    from tasks.deadlines import calendar, fixed_deadline
+    from models.deadlines import calendar, fixed_deadline
 
     def effect(step: Step) -> None:
         extensions = [dict(e) for e in step.case.data.get("extensions", [])]  # copies: JSON history compares values

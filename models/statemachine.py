@@ -104,7 +104,7 @@ class Step:
 
     def open(self, kind: str, deadline, *, role: str = "", unit: str | None = None,
              data: dict | None = None, next_action_at: datetime | None | bool = True) -> Obligation:
-        """Open an obligation; ``deadline`` is a ``tasks.deadlines.Deadline``."""
+        """Open an obligation; ``deadline`` is a ``models.deadlines.Deadline``."""
         ob = Obligation(
             case_id=self.case.id, unit=unit or self.case.unit, kind=kind, role=role,
             next_action_at=deadline.due_at if next_action_at is True else (next_action_at or None),
@@ -169,7 +169,7 @@ class Step:
 
     # -- notices
     def notice(self, kind: str, **kwargs):
-        from tasks.notices import issue_notice
+        from models.notices import issue_notice
 
         n = issue_notice(self.s, case=self.case, kind=kind, **kwargs)
         self.notices.append(n)
@@ -191,7 +191,7 @@ class Step:
           ``subject``."""
         from models.clock import deadline_text
         from models.org import get_person
-        from tasks.deadlines import overdue_by
+        from models.deadlines import overdue_by
 
         count = 1 + sum(1 for e in ob.data.get("ladder", []) if not e.get("implied"))
         late = overdue_by(ob.due_at, self.recorded_at)

@@ -22,7 +22,7 @@ _PENDING = (Obligation.met_at.is_(None), Obligation.status.in_([ObligationStatus
 
 
 def overdue_text(due_at: datetime, at: datetime) -> str:
-    from tasks.deadlines import overdue_by
+    from models.deadlines import overdue_by
 
     return overdue_by(due_at, at) if at > due_at else ""
 

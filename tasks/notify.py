@@ -1,7 +1,7 @@
 """The notification outbox (SPEC §1 decision 7): queue, deliver with Apprise, retry.
 
 A notice queues one ``notification`` row per recipient and channel inside the caller's
-transaction (:func:`queue_notifications`). :func:`deliver` sends due rows **outside** any
+transaction (``models/outbox.py``). :func:`deliver` sends due rows **outside** any
 long transaction: it reads a batch, *claims* a chunk of rows with a conditional UPDATE (a
 lease pushes ``next_attempt_at`` forward; only the deliverer whose UPDATE matched a row
 sends it), sends them, and records the outcomes in one short transaction per chunk. Failures back off
@@ -17,7 +17,7 @@ Classified notices (涉密) never carry content over an external channel: every 
 gets the same content-free alert.
 
 No secret leaves this module unmasked: every stored ``last_error`` and every log line
-goes through :func:`mask` / :func:`mask_text`.
+goes through ``models/masking.py``.
 
 No Prefect import: flows wrap these plain functions as tasks.
 """
@@ -38,7 +38,7 @@ from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from secrets import token_hex
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import unquote
 
 import apprise
@@ -46,15 +46,13 @@ import requests
 from apprise.decorators import notify as _apprise_notify
 from apprise.logger import logger as _apprise_logger
 from sqlalchemy import Engine, bindparam, or_, update
-from sqlmodel import Session, select
+from sqlmodel import select
 
-from models import batch
 from models.clock import now, pinned_note
 from models.db import engine, home, session
-from models.errors import DomainError
 from models.notice import Notice, Notification, NotificationStatus
-from tasks.notices import copy_for
-from models.org import Person, prefetch_persons
+from models.masking import mask, mask_text, secrets_of
+from models.notices import Copies
 
 LOG = logging.getLogger("dutyflow.notify")
 
@@ -84,12 +82,10 @@ if not any(isinstance(h, _WarningsUpward) for h in _apprise_logger.handlers):
 CONFIG_ENV = "DUTYFLOW_APPRISE_CONFIG"
 CLASSIFIED_TITLE = "涉密事项提醒"
 CLASSIFIED_BODY = "您有一件涉密事项待处理，请登录系统查看"
-NO_CHANNEL = "无联系渠道"
 LEASE = timedelta(minutes=5)  # a claimed row is invisible to other deliverers this long
 CLAIM_CHUNK = 20  # rows claimed with one UPDATE and recorded in one transaction
 MAX_BACKOFF_MINUTES = 60
 MAX_ERROR_CHARS = 1000
-STARS = "****"
 
 DINGTALK_URL = "https://oapi.dingtalk.com/robot/send"
 WECOMBOT_URL = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"
@@ -99,172 +95,6 @@ WECOM_MAX_BYTES = 2000  # WeCom bot text messages: 2048 bytes
 TRUNCATED = "\n……（全文请登录系统查看）"
 
 EMAIL_SCHEMAS = {"mailto", "mailtos"}
-
-
-# ---------------------------------------------------------------- masking
-
-_URL_RE = re.compile(r"^(?P<schema>[A-Za-z][A-Za-z0-9+.\-]*)://(?P<rest>.*)$", re.S)
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>()\[\]{}，。；]+")
-_SENSITIVE_KEY = re.compile(
-    r"(token|key|secret|pass|pwd|auth|sign|credential|session|cookie|bearer|apikey)", re.I
-)
-_KV_IN_TEXT = re.compile(
-    r"(?i)\b([\w.\-+]*(?:token|key|secret|passw(?:or)?d|pwd|sign(?:ature)?|apikey|auth)[\w.\-]*)"
-    r"(\s*[=:]\s*)([^&\s'\",;)]+)"
-)
-_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]{6,}")
-_IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
-_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?$")
-_TOKENISH = re.compile(r"^[A-Za-z0-9_\-.=~%]+$")
-
-
-def _is_host(host: str) -> bool:
-    """A real network host (kept visible) rather than a token in the host position."""
-    h = host.strip().lower()
-    if not h:
-        return False
-    if h == "localhost" or _IPV4.match(h) or (h.startswith("[") and h.endswith("]")):
-        return True
-    labels = h.rstrip(".").split(".")
-    if len(labels) < 2 or not all(_LABEL.match(label) for label in labels):
-        return False
-    return labels[-1].isalpha() and len(labels[-1]) >= 2
-
-
-def _is_tokenish(segment: str) -> bool:
-    """A path segment that looks like a credential (long, letters mixed with digits)."""
-    seg = unquote(segment)
-    if not seg or not _TOKENISH.match(seg):
-        return False
-    has_alpha = any(c.isalpha() for c in seg)
-    has_digit = any(c.isdigit() for c in seg)
-    return (len(seg) >= 8 and has_alpha and has_digit) or (len(seg) >= 24 and has_alpha)
-
-
-@dataclass
-class _Parts:
-    schema: str
-    user: str | None
-    password: str | None  # None: no ':' in the userinfo
-    host: str
-    port: str | None
-    path: list[str]
-    query: list[tuple[str, str | None]]
-    fragment: str | None
-
-
-def _split(url: str) -> _Parts | None:
-    m = _URL_RE.match(url.strip())
-    if not m:
-        return None
-    rest = m.group("rest")
-    fragment = None
-    if "#" in rest:
-        rest, fragment = rest.split("#", 1)
-    query_s = ""
-    if "?" in rest:
-        rest, query_s = rest.split("?", 1)
-    netloc, _slash, path_s = rest.partition("/")
-    user = password = None
-    if "@" in netloc:
-        userinfo, _at, netloc = netloc.rpartition("@")
-        user, colon, pw = userinfo.partition(":")
-        password = pw if colon else None
-    host, port = netloc, None
-    if not netloc.startswith("[") and ":" in netloc:
-        host, _c, port = netloc.partition(":")
-    elif netloc.startswith("[") and "]:" in netloc:
-        host, _c, port = netloc.partition("]:")
-        host += "]"
-    query: list[tuple[str, str | None]] = []
-    for pair in query_s.split("&") if query_s else []:
-        k, eq, v = pair.partition("=")
-        query.append((k, v if eq else None))
-    path = path_s.split("/") if _slash else []
-    return _Parts(m.group("schema"), user, password, host, port, path, query, fragment)
-
-
-def mask(url: str) -> str:
-    """``url`` with its tokens, passwords and keys replaced by ``****``.
-
-    ``json://127.0.0.1:9000/p`` is unchanged; ``dingtalk://SECRET@TOKEN/138…`` gives
-    ``dingtalk://****@****/138…``; ``mailtos://user:pass@host`` gives
-    ``mailtos://user:****@host``; sensitive query values (``?key=``, ``token=``, …) and
-    credential-like path segments are masked. A string without ``://`` (a tag) is
-    returned unchanged.
-    """
-    if not isinstance(url, str) or "://" not in url:
-        return url
-    p = _split(url)
-    if p is None:
-        return _mask_free_text(url)
-    out = f"{p.schema}://"
-    if p.user is not None:
-        if p.password is not None:
-            out += f"{p.user}:{STARS if p.password else ''}@"
-        else:
-            out += f"{STARS if p.user else ''}@"
-    out += p.host if _is_host(p.host) or not p.host else STARS
-    if p.port is not None:
-        out += ":" + (p.port if p.port.isdigit() or not p.port else STARS)
-    if p.path:
-        out += "/" + "/".join(STARS if _is_tokenish(seg) else seg for seg in p.path)
-    if p.query:
-        pairs = []
-        for k, v in p.query:
-            if v is None:
-                pairs.append(k)
-            elif v and _SENSITIVE_KEY.search(k):
-                pairs.append(f"{k}={STARS}")
-            else:
-                pairs.append(f"{k}={v}")
-        out += "?" + "&".join(pairs)
-    if p.fragment is not None:
-        out += "#" + (STARS if p.fragment else "")
-    return out
-
-
-def secrets_of(url: str) -> list[str]:
-    """The secret pieces of ``url`` (what :func:`mask` hides), raw and unquoted."""
-    p = _split(url) if isinstance(url, str) and "://" in url else None
-    if p is None:
-        return []
-    found: list[str] = []
-    if p.user and p.password is None:
-        found.append(p.user)
-    if p.password:
-        found.append(p.password)
-    if p.host and not _is_host(p.host):
-        found.append(p.host)
-    if p.port and not p.port.isdigit():
-        found.append(p.port)
-    found += [seg for seg in p.path if _is_tokenish(seg)]
-    found += [v for k, v in p.query if v and _SENSITIVE_KEY.search(k)]
-    if p.fragment:
-        found.append(p.fragment)
-    out: list[str] = []
-    for s in found:
-        for variant in (s, unquote(s)):
-            if len(variant) >= 3 and variant not in out:
-                out.append(variant)
-    return out
-
-
-def _mask_free_text(text: str) -> str:
-    text = _BEARER.sub(lambda m: f"{m.group(1)} {STARS}", text)
-    return _KV_IN_TEXT.sub(lambda m: f"{m.group(1)}{m.group(2)}{STARS}", text)
-
-
-def mask_text(text: str, secrets: Iterable[str] = ()) -> str:
-    """Free text (an error message, a log line) with URLs masked, the given secret
-    strings removed and ``key=value`` credentials hidden."""
-    if not text:
-        return ""
-    text = str(text)
-    for s in sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True):
-        text = text.replace(s, STARS)
-    text = _URL_IN_TEXT.sub(lambda m: mask(m.group(0)), text)
-    return _mask_free_text(text)
 
 
 # ---------------------------------------------------------------- errcode-checking plugins
@@ -379,72 +209,6 @@ def rewrite(text: str) -> str:
     return text
 
 
-# ---------------------------------------------------------------- queue
-
-
-def queue_notifications(s: Session, notice: Notice, fresh: bool = False) -> list[Notification]:
-    """Queue one row per recipient and channel of ``notice`` in the caller's transaction.
-
-    Idempotent: rows already queued for the notice (same dedupe key) are returned, not
-    duplicated (new rows come back as result rows with the same attributes, existing ones as
-    ORM objects). A recipient without any channel gets one ``failed`` row (channel '',
-    ``无联系渠道``) that is never retried; an unknown recipient refuses the notice. Inside a
-    sweep batch the new rows are inserted in bulk with the batch (``models.batch``) and only
-    the rows that already existed are returned.
-    """
-    with s.no_autoflush:  # reads only: the new rows are written with one INSERT at the end
-        return _queue(s, notice, fresh)
-
-
-def _queue(s: Session, notice: Notice, fresh: bool) -> list[Notification]:
-    ts = now()
-    existing = {} if fresh else {  # a notice issued in this transaction has no rows yet
-        n.dedupe_key: n
-        for n in s.exec(select(Notification).where(Notification.notice_id == notice.id)).all()
-    }
-    rows: list[Notification] = []  # already queued
-    new: list[dict] = []
-    ids = list(dict.fromkeys(str(p) for p in (notice.recipients or []) if p))
-    prefetch_persons(s, ids)
-
-    for pid in ids:
-        person = _cached_person(s, pid)
-        if person is None:
-            raise DomainError(f"通知 {notice.id} 的接收人 '{pid}' 未在人员名册中登记", "recipients")
-        channels = list(dict.fromkeys(c.strip() for c in (person.channels or []) if c and c.strip()))
-        for channel in channels or [""]:
-            key = f"{notice.id}|{pid}|{channel}"
-            if key in existing:
-                if existing[key] is not None:
-                    rows.append(existing[key])
-                continue
-            new.append(dict(
-                notice_id=notice.id, case_id=notice.case_id, person=pid, channel=channel,
-                dedupe_key=key, created_at=ts, attempts=0, sent_at=None,
-                status=NotificationStatus.pending if channel else NotificationStatus.failed,
-                last_error="" if channel else NO_CHANNEL,
-                next_attempt_at=ts if channel else None,  # '' rows are never retried
-            ))
-            existing[key] = None
-            if not channel:
-                LOG.warning("%s通知 %s：接收人 %s（%s）%s，已记为发送失败",
-                            pinned_note(), notice.id, pid, person.name, NO_CHANNEL)
-    if batch.defer(s, Notification.__table__, new) or not new:  # a sweep batch inserts them in bulk
-        return rows
-    s.flush()  # the notice first (foreign key), then one multi-row INSERT: a notice may go to thousands
-    table = Notification.__table__
-    return [*rows, *s.execute(table.insert().returning(*table.c, sort_by_parameter_order=True), new).all()]
-
-
-def _cached_person(s: Session, pid: str) -> Person | None:
-    from models.org import get_person
-
-    try:
-        return get_person(s, pid)
-    except DomainError:
-        return None
-
-
 # ---------------------------------------------------------------- deliver
 
 
@@ -456,8 +220,9 @@ class _Message:
     classified: bool
 
 
-def _message(notice: Notice, person: str) -> _Message:
-    """``person``'s copy of ``notice`` (its own 份号); a classified notice only alerts."""
+def _message(notice: Notice, person: str, copies: dict[int, Copies] | None = None) -> _Message:
+    """``person``'s copy of ``notice`` (its own 份号); a classified notice only alerts.
+    ``copies`` keeps each notice's body rendered once across its recipients."""
     note = pinned_note()
     if notice.classified:
         body = f"{note}\n{CLASSIFIED_BODY}" if note else CLASSIFIED_BODY
@@ -465,7 +230,11 @@ def _message(notice: Notice, person: str) -> _Message:
     title = notice.title
     if notice.doc_number and notice.doc_number not in title:
         title = f"{title}（{notice.doc_number}）"
-    html, text = copy_for(notice, person)
+    if copies is None:
+        copies = {}
+    if notice.id not in copies:
+        copies[notice.id] = Copies(notice)
+    html, text = copies[notice.id].of(person)
     text = text or notice.title
     html = html or None
     if note:  # a notice issued under the drill clock already says so in its 附注
@@ -773,7 +542,8 @@ def deliver(ids: list[int] | None = None, *, limit: int = 500) -> dict:
 
     asset = _asset()
     cache: dict = {}
-    messages: dict[tuple[str, str], _Message] = {}
+    copies: dict[int, Copies] = {}  # each notice rendered once, whatever its number of recipients
+    message: tuple[tuple[int, str], _Message] | None = None
     db = engine()
     for start in range(0, len(rows), CLAIM_CHUNK):
         chunk = rows[start:start + CLAIM_CHUNK]
@@ -787,7 +557,9 @@ def deliver(ids: list[int] | None = None, *, limit: int = 500) -> dict:
                 continue
             notice = notices[row.notice_id]
             key = (notice.id, row.person)  # one copy per recipient, sent over each of their channels
-            msg = messages.get(key) or messages.setdefault(key, _message(notice, row.person))
+            if message is None or message[0] != key:  # (rows come ordered; a person's channels together)
+                message = (key, _message(notice, row.person, copies))
+            msg = message[1]
             ok, error = _send(row.channel, msg, asset, cache)
             done = (row, ok, error)
             outcome = _outcome_values(row, ok, error, now())["status"]
@@ -807,60 +579,6 @@ def _log_outcome(row: Notification, status: str, error: str) -> None:
     else:
         LOG.warning("%s%s 发送失败（#%s，第 %d 次，%d 分钟后重试）：%s", pinned_note(), where, row.id,
                     row.attempts + 1, backoff(row.attempts + 1) // timedelta(minutes=1), error)
-
-
-def unconfirmed(case_id: str | None = None) -> list[Notification]:
-    """Rows whose outcome is unknown (结果不明), oldest first: a person must settle each."""
-    with session() as s:
-        q = select(Notification).where(Notification.status == NotificationStatus.unconfirmed)
-        if case_id:
-            q = q.where(Notification.case_id == case_id)
-        return list(s.exec(q.order_by(Notification.send_started_at, Notification.id)).all())
-
-
-def unconfirmed_count() -> int:
-    """How many rows wait for a person to settle them (结果不明)."""
-    from sqlalchemy import func
-
-    with session() as s:
-        return s.exec(select(func.count()).where(Notification.status == NotificationStatus.unconfirmed)).one()
-
-
-def settle(row_id: int, *, delivered: bool, actor: str) -> Notification:
-    """A person has asked the recipient about an unconfirmed row: ``delivered`` records it as
-    sent (at the time its request left); otherwise it is sent again at the next delivery.
-    Either way an audit event on the case says who settled it and how."""
-    from models import audit
-    from models.case import Case
-    from models.statemachine import check_actor
-
-    t = now()
-    with session() as s:
-        row = s.exec(select(Notification).where(Notification.id == row_id).with_for_update()).first()
-        if row is None:
-            raise DomainError(f"未找到通知 #{row_id}", "ID")
-        if row.status != NotificationStatus.unconfirmed:
-            raise DomainError(f"通知 #{row_id} 的状态是 {row.status}：只有结果不明（unconfirmed）的通知需要核实处理", "ID")
-        check_actor(s, actor, t, system_ok=False)
-        case = s.get(Case, row.case_id)
-        case.event_count = (case.event_count or 0) + 1
-        s.add(case)
-        audit.append(s, case_id=case.id, type="notification_settled", from_state=case.state, to_state=case.state,
-                     actor=actor, effective_at=t, recorded_at=t, seq=case.event_count,
-                     payload={"notification": row.id, "notice": row.notice_id, "person": row.person,
-                              "outcome": "delivered" if delivered else "resend"})
-        if delivered:
-            row.status, row.sent_at, row.next_attempt_at = NotificationStatus.sent, row.send_started_at or t, None
-            row.last_error = ""
-        else:
-            row.status, row.next_attempt_at, row.send_started_at = NotificationStatus.failed, t, None
-            row.last_error = f"经 {actor} 核实未收到，重新发送"
-        s.add(row)
-        s.flush()
-        s.expunge(row)
-    LOG.info("%s通知 #%s（%s → %s）由 %s 核实：%s", pinned_note(), row_id, row.notice_id, row.person, actor,
-             "已送达" if delivered else "未收到，重新发送")
-    return row
 
 
 def deliver_due(budget_seconds: float, *, limit: int = 500) -> dict:

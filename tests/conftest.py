@@ -1,8 +1,8 @@
 """Shared fixtures.
 
-Every test gets a fresh domain database: a SQLite file in its tmp dir, or — when
-``DUTYFLOW_TEST_POSTGRES_URL`` is set — a fresh PostgreSQL schema in a database created
-for this pytest run.
+Every test gets a fresh domain database, a copy of one migrated once per pytest run: a
+SQLite file in its tmp dir, or — when ``DUTYFLOW_TEST_POSTGRES_URL`` is set — a PostgreSQL
+database created from the run's template (``CREATE DATABASE … TEMPLATE``).
 """
 from __future__ import annotations
 
@@ -14,54 +14,91 @@ import pytest
 PG_URL = os.environ.get("DUTYFLOW_TEST_POSTGRES_URL")
 
 
-@pytest.fixture(scope="session")
-def pg_database():
-    """A fresh PostgreSQL database for this run (dropped at the end), or None."""
-    if not PG_URL:
-        yield None
-        return
+def _admin():
     import sqlalchemy as sa
 
-    name = f"dutyflow_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = sa.engine.make_url(PG_URL).set(database=name)
-    yield url.render_as_string(hide_password=False)
+    return sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture(scope="session")
+def template_database(tmp_path_factory):
+    """The schema migrated once for this pytest run (and the working-day calendar seeded):
+    a SQLite file, or a PostgreSQL database ``dutyflow_tmpl_*`` (dropped at the end). Each
+    test's database is a copy of it (``db``), so no test pays for the migrations."""
+    import sqlalchemy as sa
+
     from models.db import dispose_all
+    from models.schema import init_schema
 
-    dispose_all()
-    with admin.connect() as c:
-        c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+    home = tmp_path_factory.mktemp("template-home")
+    if PG_URL:
+        name = f"dutyflow_tmpl_{uuid.uuid4().hex[:10]}"
+        with _admin().connect() as c:
+            c.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        url = sa.engine.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    else:
+        name = str(tmp_path_factory.mktemp("template") / "dutyflow.db")
+        url = f"sqlite:///{name}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DUTYFLOW_HOME", str(home))
+        mp.setenv("DUTYFLOW_DATABASE_URL", url)
+        mp.delenv("DUTYFLOW_NOW", raising=False)
+        init_schema()
+        dispose_all()  # no connection left: PostgreSQL copies a template nobody is connected to
+    yield name
+    if PG_URL:
+        with _admin().connect() as c:
+            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture
-def db(tmp_path, monkeypatch, pg_database):
-    """Point dutyflow at a fresh, migrated database; yields its URL."""
+def _copy_database(template: str) -> tuple[str, str | None]:
+    """A new database copied from ``template``: (its URL, the PostgreSQL name to drop or None)."""
+    import shutil
+
+    if PG_URL:
+        import sqlalchemy as sa
+
+        name = f"dutyflow_test_{uuid.uuid4().hex[:12]}"
+        with _admin().connect() as c:
+            c.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        return sa.engine.make_url(PG_URL).set(database=name).render_as_string(hide_password=False), name
+    path = os.path.join(os.path.dirname(template), f"copy-{uuid.uuid4().hex[:12]}.db")
+    shutil.copyfile(template, path)
+    return f"sqlite:///{path}", None
+
+
+def _drop_database(name: str | None) -> None:
+    if name:
+        with _admin().connect() as c:
+            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _fresh_database(tmp_path, monkeypatch, template: str):
+    """Point dutyflow at a copy of ``template`` for one test (a file in its tmp dir, or a database)."""
+    import shutil
+
     from models.db import dispose_all
 
     monkeypatch.setenv("DUTYFLOW_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("DUTYFLOW_NOW", raising=False)
     monkeypatch.delenv("DUTYFLOW_APPRISE_CONFIG", raising=False)
-    if pg_database:
-        import sqlalchemy as sa
-
-        schema = f"t_{uuid.uuid4().hex[:12]}"
-        eng = sa.create_engine(pg_database)
-        with eng.begin() as c:
-            c.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-        eng.dispose()
-        url = sa.engine.make_url(pg_database).update_query_dict({"options": f"-csearch_path={schema}"})
-        url = url.render_as_string(hide_password=False)
+    name = None
+    if PG_URL:
+        url, name = _copy_database(template)
     else:
-        url = f"sqlite:///{tmp_path / 'dutyflow.db'}"
+        path = tmp_path / "dutyflow.db"
+        shutil.copyfile(template, path)
+        url = f"sqlite:///{path}"
     monkeypatch.setenv("DUTYFLOW_DATABASE_URL", url)
-    from models.schema import init_schema
-
-    init_schema()
     yield url
     dispose_all()
+    _drop_database(name)
+
+
+@pytest.fixture
+def db(tmp_path, monkeypatch, template_database):
+    """A fresh, migrated database (a copy of the run's template); yields its URL."""
+    yield from _fresh_database(tmp_path, monkeypatch, template_database)
 
 
 # ---------------------------------------------------------------- notification sink
@@ -112,11 +149,19 @@ class Sink:
         self.server.server_close()
 
 
+@pytest.fixture(scope="session")
+def session_sink():
+    sink = Sink()
+    yield sink
+    sink.close()
+
+
 @pytest.fixture
-def sink():
-    s = Sink()
-    yield s
-    s.close()
+def sink(session_sink):
+    """The run's notification sink, emptied for this test (the demo org's channels point at it)."""
+    session_sink.messages.clear()
+    session_sink.fail_paths.clear()
+    return session_sink
 
 
 DEMO_ORG_FILE = __import__("pathlib").Path(__file__).resolve().parent.parent / "deployments" / "demo_org.yaml"
@@ -127,20 +172,35 @@ def demo_org_text(port: int) -> str:
     return DEMO_ORG_FILE.read_text(encoding="utf-8").replace("127.0.0.1:9000", f"127.0.0.1:{port}")
 
 
-@pytest.fixture
-def org(db, sink, tmp_path):
-    """Fresh database + the demo org (channels → the sink). Yields the org file path."""
+@pytest.fixture(scope="session")
+def org_template(template_database, session_sink):
+    """The migrated template with the demo org loaded (channels → the run's sink), once per run."""
     import yaml
 
-    from models.db import session
+    from models.db import dispose_all, session
     from models.org import load_org
 
-    raw = demo_org_text(sink.port)
+    url, name = _copy_database(template_database)
+    raw = demo_org_text(session_sink.port)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DUTYFLOW_DATABASE_URL", url)
+        mp.delenv("DUTYFLOW_NOW", raising=False)
+        with session() as s:
+            load_org(s, yaml.safe_load(raw), raw)
+        dispose_all()
+    yield name or url.removeprefix("sqlite:///")
+    _drop_database(name)
+
+
+@pytest.fixture
+def org(sink, tmp_path, monkeypatch, org_template):
+    """A fresh database with the demo org (channels → the sink). Yields the org file path."""
     path = tmp_path / "org.yaml"
-    path.write_text(raw, encoding="utf-8")
-    with session() as s:
-        load_org(s, yaml.safe_load(raw), raw)
-    return path
+    path.write_text(demo_org_text(sink.port), encoding="utf-8")
+    fresh = _fresh_database(tmp_path, monkeypatch, org_template)
+    next(fresh)
+    yield path
+    next(fresh, None)
 
 
 @pytest.fixture

@@ -37,7 +37,7 @@ def render_both(kind: str, ctx: dict) -> tuple[str, str]:
     tests can look for sentences in both outputs alike."""
     import re
 
-    from tasks.notices import render
+    from models.notices import render
 
     html, text = render(kind, ctx)
     assert "<p>" not in text and "<table" not in text
@@ -50,7 +50,7 @@ def assert_every_variable_required(kind: str, full: dict, documented: set[str]) 
     the template refuses to render (StrictUndefined)."""
     from jinja2 import UndefinedError
 
-    from tasks.notices import render
+    from models.notices import render
 
     assert set(full) == documented | {"letterhead"}
     render_both(kind, full)

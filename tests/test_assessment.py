@@ -377,7 +377,7 @@ def test_a_scripted_year_start_self_assess_score_publish(org, sink, clock, tmp_p
 def default_catalogue() -> dict:
     import yaml
 
-    from tasks.scoring import DEFAULT_CATALOGUE
+    from models.scoring import DEFAULT_CATALOGUE
 
     return yaml.safe_load(DEFAULT_CATALOGUE.read_text(encoding="utf-8"))
 
@@ -387,7 +387,7 @@ def item(data: dict, iid: str) -> dict:
 
 
 def test_catalogue_that_does_not_add_up_or_names_an_unknown_rule_is_refused():
-    from tasks.scoring import load_catalogue
+    from models.scoring import load_catalogue
 
     data = default_catalogue()
     assert sum(i["max_points"] for i in load_catalogue(data=data)["items"]) == 100
@@ -459,7 +459,7 @@ BAD_CATALOGUES = {  # change → (field, what the one message says)
 def test_catalogue_item_checks_name_the_item_in_one_message(case):
     """Each rule declares its parameters (names and types); params, category, max_points
     and the grade bounds are checked when the catalogue is loaded, with the item named."""
-    from tasks.scoring import load_catalogue
+    from models.scoring import load_catalogue
 
     change, field, message = BAD_CATALOGUES[case]
     data = default_catalogue()
@@ -471,7 +471,7 @@ def test_catalogue_item_checks_name_the_item_in_one_message(case):
 
 
 def test_every_rule_declares_the_parameters_the_shipped_catalogue_gives():
-    from tasks.scoring import RULES, load_catalogue
+    from models.scoring import RULES, load_catalogue
 
     cat = load_catalogue()
     for it in cat["items"]:
@@ -558,7 +558,7 @@ def test_year_records_read_per_unit_equal_the_whole_year(org, clock, monkeypatch
     from models import incident as i
     from models import rectification as r
     from models.case import Case
-    from tasks import scoring
+    from models import scoring
 
     script_the_year()
     at("2026-07-01T10:00:00+08:00")
@@ -619,7 +619,7 @@ def test_rectifications_count_as_they_stood_at_the_cutoff(org, clock):
     from models import rectification as r
     from models.case import Obligation
     from models.clock import TZ
-    from tasks import scoring
+    from models import scoring
 
     units: dict[str, str] = {}
 

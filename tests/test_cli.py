@@ -67,7 +67,7 @@ def test_criteria_per_year_load_show_and_use(db, tmp_path, monkeypatch):
     items named), stored for that year only, copied by that year's start, then fixed."""
     import yaml
 
-    from tasks.scoring import DEFAULT_CATALOGUE as DEFAULT_CRITERIA
+    from models.scoring import DEFAULT_CATALOGUE as DEFAULT_CRITERIA
 
     cli("init", "--demo")
     data = yaml.safe_load(DEFAULT_CRITERIA.read_text(encoding="utf-8"))

@@ -19,8 +19,8 @@ from models.calendar import (
 )
 from models.clock import TZ, UTC
 from models.errors import DomainError
-from tasks import deadlines as dl
-from tasks.deadlines import (
+from models import deadlines as dl
+from models.deadlines import (
     Calendar,
     Deadline,
     add_days,

@@ -21,7 +21,7 @@ from test_notices import incident_context, letterhead, reminder_context
 
 from models.errors import DomainError
 from tasks import documents
-from tasks.notices import KIND_INFO, render
+from models.notices import KIND_INFO, render
 
 WS = re.compile(r"\s+")
 

@@ -240,7 +240,7 @@ def test_the_first_assessment_year_is_policy(org, clock, tmp_path, monkeypatch):
 
 def test_a_catalogue_year_may_be_next_year_at_most(org, clock):
     from models.assessment import load_year_catalogue
-    from tasks.scoring import DEFAULT_CATALOGUE
+    from models.scoring import DEFAULT_CATALOGUE
 
     clock("2026-12-01T09:00:00+08:00")
 

@@ -14,7 +14,7 @@ from support import assert_every_variable_required
 from support import render_both as both
 
 from models.org import OrgUnit
-from tasks.notices import KIND_INFO, build_letterhead, format_doc_number, render, required_variables
+from models.notices import KIND_INFO, build_letterhead, format_doc_number, render, required_variables
 
 PREFIX = "X街网安"
 DOC_NUMBER = "X街网安〔2026〕12号"

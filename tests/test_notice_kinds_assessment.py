@@ -15,7 +15,7 @@ from support import render_both as both
 from test_notices import assert_clean_notice, html_body
 
 from models.org import OrgUnit
-from tasks.notices import KIND_INFO, build_letterhead, committee_rule, format_doc_number, render, required_variables
+from models.notices import KIND_INFO, build_letterhead, committee_rule, format_doc_number, render, required_variables
 
 SCRIPT = "<script>alert('x')</script>"
 SCRIPT_ESCAPED = "&lt;script&gt;"
@@ -428,7 +428,7 @@ def test_default_catalogue_texts_read_as_a_notice_prints_them():
     import yaml
 
     from models.assessment import cn_text
-    from tasks.scoring import DEFAULT_CATALOGUE
+    from models.scoring import DEFAULT_CATALOGUE
     from test_notices import LOOSE_SPACE
 
     raw = DEFAULT_CATALOGUE.read_text(encoding="utf-8")

@@ -15,7 +15,7 @@ from support import render_both as both
 from test_notices import assert_clean_notice
 
 from models.org import OrgUnit
-from tasks.notices import KIND_INFO, build_letterhead, format_doc_number, render, required_variables
+from models.notices import KIND_INFO, build_letterhead, format_doc_number, render, required_variables
 
 SCRIPT = "<script>alert('x')</script>"
 SCRIPT_ESCAPED = "&lt;script&gt;"

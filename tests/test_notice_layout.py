@@ -24,7 +24,7 @@ from docx.shared import Pt
 
 from models.org import OrgUnit
 from tasks import documents
-from tasks.notices import HTML_ENV, build_letterhead
+from models.notices import HTML_ENV, build_letterhead
 
 WS = re.compile(r"\s+")
 MM = 72 / 25.4

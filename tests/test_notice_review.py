@@ -45,7 +45,7 @@ def notices(org):
 
 def test_a_scripted_year_issues_every_kind_and_each_reads_true(notices):
     from models.accountability import CLAUSES
-    from tasks.notices import KIND_INFO
+    from models.notices import KIND_INFO
 
     ids, by_kind = notices
     assert set(by_kind) == set(KIND_INFO), set(KIND_INFO) - set(by_kind)
@@ -133,7 +133,7 @@ def test_a_scripted_year_issues_every_kind_and_each_reads_true(notices):
     assert f"《{decision.title}》（{decision.doc_number}）" in appeal.text
 
     # 10. 份号 per copy, 保密期限 on classified notices, one Chinese drill note
-    from tasks.notices import copy_for
+    from models.notices import copy_for
 
     first, second = (copy_for(notice, p)[1] for p in notice.recipients[:2])
     assert "份号：000001" in first and "份号：000002" in second and "份号" not in notice.text

@@ -22,8 +22,8 @@ from models.db import session
 from models.errors import DomainError
 from models.notice import Notice
 from models.org import OrgUnit
-from tasks import notices
-from tasks.notices import (
+from models import notices
+from models.notices import (
     HTML_ENV,
     KIND_INFO,
     LAYOUT_FIELDS,

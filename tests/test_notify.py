@@ -21,7 +21,10 @@ from models.errors import DomainError
 from models.notice import Notice, Notification
 from models.org import OrgUnit, Person
 from tasks import notify
-from tasks.notify import CLASSIFIED_BODY, CLASSIFIED_TITLE, NO_CHANNEL, deliver, mask, queue_notifications
+from models import masking, outbox
+from models.masking import mask
+from models.outbox import NO_CHANNEL, queue_notifications
+from tasks.notify import CLASSIFIED_BODY, CLASSIFIED_TITLE, deliver
 
 T0 = "2026-03-02T09:00:00+08:00"
 NOTICE_TEXT = "关于门户网站被篡改事件的处置通知：请于2小时内完成处置并报告。"
@@ -578,10 +581,10 @@ def test_mask(url, expected):
 def test_mask_text_scrubs_free_text():
     text = ("POST https://oapi.dingtalk.com/robot/send?access_token=ABC123456 failed; "
             "key=SECRETKEY password: hunter2 Authorization: Bearer abcdefghijk")
-    out = notify.mask_text(text, ["EXTRA-SECRET"])
+    out = masking.mask_text(text, ["EXTRA-SECRET"])
     for secret in ("ABC123456", "SECRETKEY", "hunter2", "abcdefghijk"):
         assert secret not in out
-    assert notify.mask_text("boom EXTRA-SECRET boom", ["EXTRA-SECRET"]) == "boom **** boom"
+    assert masking.mask_text("boom EXTRA-SECRET boom", ["EXTRA-SECRET"]) == "boom **** boom"
 
 
 def test_apprise_storage_stays_under_dutyflow_home(db):
@@ -732,10 +735,10 @@ def test_a_person_settles_an_unconfirmed_row_once_and_it_is_audited(org, sink, c
         s.add(Case(id="INC-2026-0001", kind="incident", state="reported", unit="JD01", created_at=ts, updated_at=ts))
     first, second = setup_notice({"p1": [sink.url("/slow1", "rto=0.2")], "p2": [sink.url("/slow2", "rto=0.2")]})
     assert deliver()["unconfirmed"] == 2
-    assert [r.id for r in notify.unconfirmed()] == [first.id, second.id]
+    assert [r.id for r in outbox.unconfirmed()] == [first.id, second.id]
     actor = "p-guo-tao"
     with pytest.raises(DomainError, match="不是登记在岗的人员"):
-        notify.settle(first.id, delivered=True, actor="p1")
+        outbox.settle(first.id, delivered=True, actor="p1")
     assert row(first.id).status == "unconfirmed"  # a refused settlement changes nothing
 
     from deployments.cli import main as dutyflow
@@ -746,11 +749,11 @@ def test_a_person_settles_an_unconfirmed_row_once_and_it_is_audited(org, sink, c
     assert all("不自动重发" in r["error"] and r["left_at"] for r in listed)
     assert dutyflow(["outbox", "settle", str(first.id), "--delivered", "--actor", actor]) == 0
     assert "已记为送达" in capsys.readouterr().out
-    notify.settle(second.id, delivered=False, actor=actor)
+    outbox.settle(second.id, delivered=False, actor=actor)
     assert dutyflow(["outbox", "settle", str(first.id), "--resend", "--actor", actor]) == 2  # settled already
     assert capsys.readouterr().err.strip().count("\n") == 0
     with pytest.raises(DomainError, match="只有结果不明"):
-        notify.settle(first.id, delivered=False, actor=actor)
+        outbox.settle(first.id, delivered=False, actor=actor)
     assert row(first.id).status == "sent" and row(first.id).sent_at is not None
     sink.hold = 0.0
     assert deliver()["sent"] == 1

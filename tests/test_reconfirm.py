@@ -1,4 +1,4 @@
-"""Deadlines computed again when their year's calendar is loaded (tasks/reconfirm.py).
+"""Deadlines computed again when their year's calendar is loaded (models/reconfirm.py).
 
 December 2026: the 2027 holidays are not yet announced, so a deadline reaching 2027 is
 computed Monday–Friday and flagged. Loading the State Council's 2027 notice must move it
@@ -35,7 +35,7 @@ def obligations(case_id: str) -> dict:
 
 def load_2027() -> dict:
     from models.calendar import load_calendar_data
-    from tasks.reconfirm import reconfirm_deadlines
+    from models.reconfirm import reconfirm_deadlines
 
     with session() as s:
         load_calendar_data(s, CAL_2027)

@@ -53,7 +53,7 @@ from models.clock import TZ, cn_date, now
 from models.notice import Notice
 from models.org import OrgUnit, Person, ancestors, get_unit, holders, posts_of, role_unit
 from models.processes import obligation_label
-from tasks.notices import document_reference
+from models.notices import document_reference
 
 ROLE_LABELS = {
     "involved": "当事人",

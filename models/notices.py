@@ -35,6 +35,7 @@ from models.clock import cn_date, drill_remark, local, now
 from models.errors import DomainError
 from models.notice import Notice
 from models.org import OrgUnit
+from models.outbox import queue_notifications
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
@@ -418,19 +419,39 @@ def adjustment_notice(step, *, reason: str, items: list[dict], request: str, fal
     )
 
 
-def copy_number(notice, person: str) -> str:
-    """份号 of ``person``'s copy: its place among the notice's recipients, 6 digits."""
-    recipients = list(dict.fromkeys(notice.recipients or []))
-    return f"{recipients.index(person) + 1:06d}" if person in recipients else ""
+#: Where a copy's 份号 goes in the body rendered once for all copies (letters and digits only:
+#: no escaping changes it, and no notice text contains it).
+COPY_MARK = "COPYNO7f3a9c2e"
+
+
+class Copies:
+    """Every recipient's numbered copy of one notice (份号 per copy, GB/T 9704). The body is
+    rendered once, with a mark where the 份号 goes; each copy is that body with its number
+    put in — so a notice to N recipients costs one render, not N."""
+
+    def __init__(self, notice):
+        self.notice = notice
+        self.numbers = {p: i + 1 for i, p in enumerate(dict.fromkeys(notice.recipients or []))}
+        lh = (notice.context or {}).get("letterhead")
+        self.numbered = bool(self.numbers) and isinstance(lh, dict)
+        if self.numbered:
+            self.html, self.text = render(notice.kind, {**notice.context, "letterhead": {**lh, "copy_no": COPY_MARK}})
+
+    def number(self, person: str) -> str:
+        """``person``'s 份号: their place among the recipients, 6 digits ('' if not one)."""
+        return f"{self.numbers[person]:06d}" if person in self.numbers else ""
+
+    def of(self, person: str) -> tuple[str, str]:
+        """(html, text) of ``person``'s copy; the notice as stored for anyone else."""
+        number = self.number(person)
+        if not self.numbered or not number:
+            return self.notice.html, self.notice.text
+        return self.html.replace(COPY_MARK, number), self.text.replace(COPY_MARK, number)
 
 
 def copy_for(notice, person: str) -> tuple[str, str]:
-    """(html, text) of ``person``'s numbered copy (份号 per copy, GB/T 9704)."""
-    number = copy_number(notice, person)
-    lh = (notice.context or {}).get("letterhead")
-    if not number or not isinstance(lh, dict):
-        return notice.html, notice.text
-    return render(notice.kind, {**notice.context, "letterhead": {**lh, "copy_no": number}})
+    """(html, text) of ``person``'s numbered copy (one render: use :class:`Copies` for many)."""
+    return Copies(notice).of(person)
 
 
 def required_variables(kind: str, ext: str = "html") -> set[str]:
@@ -484,7 +505,7 @@ def issue_notice(
     - a classified case (``case.classified``) gives ``notice.classified``, 密级 秘密 and its
       保密期限 (policy);
     - both outputs rendered; the context (with ``letterhead``) stored as JSON;
-    - ``tasks.notify.queue_notifications(s, notice)`` after a flush.
+    - ``models.outbox.queue_notifications(s, notice)`` after a flush.
 
     Inside a sweep batch (``models.batch``) the row is inserted in bulk with the batch and
     the returned notice is a plain record with the same attributes.
@@ -526,7 +547,6 @@ def issue_notice(
     else:
         notice = Notice(**row)
         s.add(notice)
-    from tasks.notify import queue_notifications  # lazy: notify imports notices' tables
 
     queue_notifications(s, notice, fresh=True)
     return notice

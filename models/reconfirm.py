@@ -25,7 +25,7 @@ from models.notice import Notice
 from models.org import OrgUnit, get_unit, holders_many
 from models.processes import machines, obligation_label
 from models.statemachine import Skip, Step, transition
-from tasks.notices import adjustment_notice
+from models.notices import adjustment_notice
 
 _FLAGGED = (Obligation.calendar_unconfirmed.is_(True), Obligation.met_at.is_(None),
             Obligation.status == ObligationStatus.open)
@@ -74,7 +74,7 @@ def _notify_moved(step: Step, moved: list, year: int, calendar_source: str) -> N
 
 
 def _reconfirm_case(year: int, calendar_source: str, outcome: dict):
-    from tasks.deadlines import calendar, recompute
+    from models.deadlines import calendar, recompute
 
     def effect(step: Step) -> None:
         s = step.s
