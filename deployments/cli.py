@@ -357,15 +357,13 @@ def cmd_sweep(args) -> int:
         result = sweep_deadlines()
         print(f"{api}；督办台账已刷新（overdue-ledger）", file=sys.stderr)
     else:
-        from models.db import session
-        from tasks.ledger import overdue_counts
-        from tasks.notify import deliver
-        from tasks.sweep import sweep
+        from flows.watchdog import SweepRequest, act_on_due, count_overdue, retry_notifications
 
-        result = sweep()
-        result["delivery"] = deliver()
-        with session() as s:
-            result["overdue"] = sum(overdue_counts(s).values())
+        # the flow's own steps, without Prefect: the 督办台账 artifacts and the recovery of
+        # interrupted runs need a Prefect API
+        result = act_on_due.fn(SweepRequest().batch_size)
+        result["delivery"] = retry_notifications.fn()
+        result["overdue"] = count_overdue()
         print("未连接 Prefect（未设置 PREFECT_API_URL，也没有运行中的 dutyflow serve）：已在本进程巡检，"
               "督办台账 artifact 由下一次定时巡检刷新", file=sys.stderr)
     _print_json(result)

@@ -16,14 +16,15 @@ from __future__ import annotations
 import multiprocessing
 import types
 
+from flows.registry import FLOW_MODULES
+
 #: What the fork server imports once, so a run does not: Prefect's engine, every flow and
 #: task module, and the libraries a run reaches for (notices, documents, notifications).
 #: Importing opens no database connection and starts no thread: a fork inherits neither.
 PRELOAD = [
-    "prefect", "prefect.flow_engine", "deployments.deployments",
-    *(f"flows.{name}" for name in ("accountability", "assessment", "incident", "rectification",
-                                   "registry", "watchdog")),
-    *(f"tasks.{name}" for name in ("documents", "export", "ledger", "notices", "notify", "sweep")),
+    "prefect", "prefect.flow_engine", "deployments.deployments", "flows.registry",
+    *(f"flows.{name}" for name in FLOW_MODULES),
+    *(f"tasks.{name}" for name in ("documents", "export", "ledger", "notify", "sweep")),
     "apprise", "docx", "weasyprint",
 ]
 

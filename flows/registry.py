@@ -1,36 +1,32 @@
-"""Every flow of dutyflow by its deployment name (= `dutyflow run` name)."""
+"""Every flow of dutyflow by its deployment name (= ``dutyflow run`` name): each process's
+flows (``flows/<process>.py`` for the processes of ``models/processes.py``) and the deadline
+sweep (``flows/watchdog.py``). Deployments, ``prefect.yaml``, the CLI, the login gateway and
+the fork server's preload all read this."""
 from __future__ import annotations
 
+import importlib
+import typing
+from types import ModuleType
 
-def flows() -> dict:
-    from flows import accountability, assessment, incident, rectification, watchdog
+from prefect import Flow
 
-    return {
-        "report-incident": incident.report_incident,
-        "update-incident": incident.update_incident,
-        "submit-incident-summary": incident.submit_incident_summary,
-        "notify-risk": rectification.notify_risk,
-        "acknowledge-risk": rectification.acknowledge_risk,
-        "submit-rectification": rectification.submit_rectification,
-        "verify-rectification": rectification.verify_rectification,
-        "request-extension": rectification.request_extension,
-        "decide-extension": rectification.decide_extension,
-        "open-accountability": accountability.open_accountability,
-        "record-accountability-decision": accountability.record_accountability_decision,
-        "file-appeal": accountability.file_appeal,
-        "decide-appeal": accountability.decide_appeal,
-        "dismiss-accountability": accountability.dismiss_accountability,
-        "start-annual-assessment": assessment.start_annual_assessment,
-        "record-activity": assessment.record_activity,
-        "submit-self-assessment": assessment.submit_self_assessment,
-        "score-assessment": assessment.score_assessment,
-        "publish-assessment": assessment.publish_assessment,
-        "sweep-deadlines": watchdog.sweep_deadlines,
-    }
+from models.processes import PROCESSES
+
+#: The flow modules: one per process, and the sweep's.
+FLOW_MODULES = (*PROCESSES, "watchdog")
+
+
+def modules() -> list[ModuleType]:
+    """The flow modules, loaded by name (a flow module imports the domain, not this registry)."""
+    return [importlib.import_module(f"flows.{name}") for name in FLOW_MODULES]
+
+
+def flows() -> dict[str, Flow]:
+    """deployment name → flow, each process's flows in the order its module defines them."""
+    return {value.name: value for mod in modules() for value in vars(mod).values()
+            if isinstance(value, Flow) and value.fn.__module__ == mod.__name__}
 
 
 def request_model(flow) -> type:
     """The pydantic model of a flow's single ``request`` parameter."""
-    import typing
-
     return typing.get_type_hints(flow.fn)["request"]

@@ -25,9 +25,9 @@ class SweepRequest(Request):
 
 def check_sweep_actor(actor: str) -> None:
     """'system' (the schedule) or a person holding a post today (an operator's manual run)."""
+    from models.authority import check_actor
     from models.clock import now
     from models.db import session
-    from models.statemachine import check_actor
 
     with session() as s:
         check_actor(s, actor, now(), system_ok=True)
@@ -51,13 +51,22 @@ def retry_notifications() -> dict:
     return deliver_due(policy.get("notifications", "sweep_delivery_seconds", default=40))
 
 
+def count_overdue() -> int:
+    """How many obligations are overdue now (the 督办台账's total)."""
+    from models.db import session
+    from tasks.ledger import overdue_counts
+
+    with session() as s:
+        return sum(overdue_counts(s).values())
+
+
 @task(name="refresh-overdue-ledger")
 def refresh_ledger() -> int:
     """刷新督办台账（表格）和汇总（Markdown）。"""
     from models import policy
     from models.db import session
-    from tasks.ledger import ledger_rows, overdue_counts
     from models.outbox import unconfirmed_count
+    from tasks.ledger import ledger_rows, overdue_counts
 
     limit = policy.get("sweep", "ledger_artifact_rows", default=1000)
     with session() as s:

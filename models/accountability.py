@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from models import policy
+from models import policy, reactions
 from models.case import Case, Obligation, ObligationStatus
 from models.clock import cn_date, iso, local, parse_time
 from models.errors import DomainError
@@ -325,6 +325,14 @@ def propose(s: Session, *, source: Case, circumstance: str, facts: str, facts_da
     return result.case
 
 
+@reactions.on("rectification.unrectified")
+def propose_for_unrectified(step: Step, *, facts: str, facts_date: date) -> Case | None:
+    """A 整改 not done at the end of its ladder: the c4 proposal (SPEC 3.4)."""
+    return propose(step.s, source=step.case, circumstance="c4_concealment_or_unrectified",
+                   facts=facts, facts_date=facts_date)
+
+
+@reactions.on("incident.facts")
 def evaluate_incident(step: Step) -> list[str]:
     """The automatic proposals an incident's facts call for (c1–c4); returns the new ids."""
     case = step.case

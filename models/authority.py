@@ -23,13 +23,24 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Callable
 
 from sqlmodel import Session
 
+from models.clock import local
 from models.errors import DomainError
-from models.org import OrgUnit, Person, Post, Role, ancestors, committee_unit, office_unit, posts_of, role_unit
+from models.org import (
+    OrgUnit,
+    Person,
+    Post,
+    Role,
+    ancestors,
+    committee_unit,
+    office_unit,
+    posts_of,
+    role_unit,
+)
 
 SYSTEM = "system"
 
@@ -75,6 +86,21 @@ def check_login(actor: str) -> dict[str, str] | None:
     elif person != actor:
         raise DomainError(f"操作人须为登录人本人（{person}），不能代他人（{actor}）办理", "actor")
     return {"person": person, "method": method}
+
+
+def check_actor(s: Session, actor: str, on: datetime, *, system_ok: bool = True, post: bool = True) -> None:
+    """The actor is a registered, active person holding a post on the action's date (``post``),
+    or ``system`` where ``system_ok``. In a transition the authority table decides the rest:
+    whether ``system`` may, and which posts (an appellant may have left office)."""
+    if actor == SYSTEM:
+        if system_ok:
+            return
+        raise DomainError("'system' 仅供定时任务使用；请填写操作人的人员编号", "actor")
+    person = s.get(Person, actor) if actor else None
+    if person is None or not person.active:
+        raise DomainError(f"操作人 '{actor}' 不是登记在岗的人员（须在组织名册中有有效岗位）", "actor")
+    if post and not posts_of(s, actor, local(on).date()):
+        raise DomainError(f"操作人 '{actor}' 不是登记在岗的人员（须在组织名册中有有效岗位）", "actor")
 
 
 @dataclass

@@ -9,8 +9,8 @@ from models.audit import AuditEvent
 from models.case import Case, Obligation
 from models.clock import iso
 from models.errors import DomainError
-from models.notice import Notice, Notification
 from models.masking import mask
+from models.notice import Notice, Notification
 
 
 def case_json(s: Session, case: Case, *, full: bool = True) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from models import policy
+from models import policy, reactions
 from models.labels import LabeledEnum
 from models.requests import TIME_PICKER, CaseId, PersonId, Request, RequestTime, UnitCode, picks
 from models.statemachine import Machine, Rule
@@ -417,10 +417,9 @@ def _remind_and_evaluate(step: Step, ob, implied) -> None:
 
 
 def evaluate_accountability(step: Step) -> None:
-    """At a report, an update, a resolution or a miss: propose accountability when the facts match (SPEC 3.3)."""
-    from models.accountability import evaluate_incident
-
-    evaluate_incident(step)
+    """At a report, an update, a resolution or a miss: the facts are announced; accountability
+    proposes 问责 when they match (SPEC 3.3, ``models/accountability.py``)."""
+    reactions.emit("incident.facts", step)
 
 
 def ladders() -> dict:

@@ -13,14 +13,13 @@ import logging
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from models import audit, batch
+from models import audit, authority, batch
 from models.case import Case
 from models.clock import now, pinned_note
 from models.db import session
 from models.errors import DomainError
 from models.notice import Notice, Notification, NotificationStatus
 from models.org import Person, get_person, prefetch_persons
-from models.statemachine import check_actor
 
 LOG = logging.getLogger("dutyflow.notify")
 NO_CHANNEL = "无联系渠道"
@@ -115,7 +114,7 @@ def settle(row_id: int, *, delivered: bool, actor: str) -> Notification:
             raise DomainError(f"未找到通知 #{row_id}", "ID")
         if row.status != NotificationStatus.unconfirmed:
             raise DomainError(f"通知 #{row_id} 的状态是 {row.status}：只有结果不明（unconfirmed）的通知需要核实处理", "ID")
-        check_actor(s, actor, t, system_ok=False)
+        authority.check_actor(s, actor, t, system_ok=False)
         case = s.get(Case, row.case_id)
         case.event_count = (case.event_count or 0) + 1
         s.add(case)

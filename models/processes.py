@@ -1,31 +1,67 @@
-"""The processes by case kind: their state machines (SPEC §3) and obligation labels.
+"""The registry of processes: the one list of every process of SPEC §3, read by everything
+that works across them — the state machine (case labels, obligation labels), the sweep (each
+process's ``escalate``), the schema (their tables), the flows and their deployments, and the
+fork server's preload.
 
-One place that knows every process, for the generic code that works across them (the CLI's
-filters, the deadline re-computation after a calendar load).
+A process named ``X`` is, by convention, ``models/X.py`` (its requests, state machines as
+data — ``MACHINE``, and ``ACTIVITY`` for the assessment's 工作记录 — ``OBLIGATION_LABELS``,
+``ladders()`` and ``escalate()``), ``flows/X.py`` (its Prefect flows), ``templates/X_*.j2``
+and ``tests/test_X.py``. Adding a process touches its own files and :data:`PROCESSES` only.
 """
 from __future__ import annotations
 
+import importlib
 from functools import lru_cache
+from types import ModuleType
+from typing import Callable
 
-#: The case kinds of SPEC §5, in order; 工作记录 (``activity``, record-activity) come after.
-PROCESS_KINDS = ("incident", "rectification", "accountability", "assessment")
+#: Every process, in the order of SPEC §5: name (its modules' name = its case kind) → the
+#: short Chinese name its cases go by (事件 INC-…, 整改 RECT-…).
+PROCESSES: dict[str, str] = {
+    "incident": "事件",
+    "rectification": "整改",
+    "accountability": "问责",
+    "assessment": "考核",
+}
+#: The case kinds of SPEC §5; 工作记录 (``activity``, record-activity) come after.
+PROCESS_KINDS = tuple(PROCESSES)
+
+
+def module(name: str) -> ModuleType:
+    """The domain module of a process (``models.<name>``). Loaded by name, not imported at the
+    top: the processes import the core (state machine, notices), which reads this registry."""
+    return importlib.import_module(f"models.{name}")
+
+
+def modules() -> list[ModuleType]:
+    return [module(name) for name in PROCESSES]
 
 
 def machines() -> dict:
-    """case kind → its :class:`models.statemachine.Machine`."""
-    from models import accountability, assessment, incident, rectification
+    """case kind → its :class:`models.statemachine.Machine` (the assessment's 工作记录 too)."""
+    out = {}
+    for mod in modules():
+        for machine in (getattr(mod, "MACHINE", None), getattr(mod, "ACTIVITY", None)):
+            if machine is not None:
+                out[machine.kind] = machine
+    return out
 
-    return {m.kind: m for m in (incident.MACHINE, rectification.MACHINE, accountability.MACHINE,
-                                assessment.MACHINE, assessment.ACTIVITY)}
+
+def escalators() -> dict[str, Callable]:
+    """case kind → its escalation step ``(obligation id, case id, flow_run_id, session) -> Result | None``."""
+    return {name: mod.escalate for name, mod in zip(PROCESSES, modules())}
+
+
+def kind_label(kind: str) -> str:
+    """The short Chinese name of a case kind (事件, 整改 …); the kind itself for any other."""
+    return PROCESSES.get(kind, kind)
 
 
 @lru_cache(maxsize=1)
 def _step_labels() -> dict[tuple[str, int], str]:
     """(obligation kind, step) → label, from every process's ladders (read once: labels are code)."""
-    from models import assessment, incident, rectification
-
-    return {(kind, ls.step): ls.label for process in (incident, rectification, assessment)
-            for kind, ladder in process.ladders().items() for ls in ladder}
+    return {(kind, ls.step): ls.label for mod in modules() if hasattr(mod, "ladders")
+            for kind, ladder in mod.ladders().items() for ls in ladder}
 
 
 def step_label(kind: str, step: int) -> str:
@@ -36,9 +72,7 @@ def step_label(kind: str, step: int) -> str:
 
 def obligation_label(kind: str) -> str:
     """Chinese name of an obligation kind (the id itself when no process names it)."""
-    from models import accountability, assessment, incident, rectification
-
-    for process in (incident, rectification, accountability, assessment):
-        if kind in process.OBLIGATION_LABELS:
-            return process.OBLIGATION_LABELS[kind]
+    for mod in modules():
+        if kind in mod.OBLIGATION_LABELS:
+            return mod.OBLIGATION_LABELS[kind]
     return kind

@@ -9,7 +9,7 @@ from datetime import datetime, time, timedelta
 
 from pydantic import Field
 
-from models import policy
+from models import policy, reactions
 from models.case import Case, Obligation, ObligationStatus, add_refs, cases_with_ref, rectification_refs
 from models.clock import TZ, beijing, cn_date, deadline_text, iso, local, parse_time
 from models.errors import DomainError
@@ -246,16 +246,15 @@ def _escalation_record(ob: Obligation) -> str:
 
 
 def _proposal(step: Step, ob: Obligation, implied) -> None:
-    from models.accountability import propose
-
+    """The ladder's end: the 整改 not done is announced; accountability proposes 问责 (c4)."""
     data = step.case.data
     facts = (f"{_issuer(step).name}以{document_reference(step.s, step.case.id)}通知{get_unit(step.s, step.case.unit).name}"
              f"限期整改“{data['problem'].rstrip('。')}”问题（问题来源：{data['source']}），整改期限为{deadline_text(ob.due_at)}，"
              f"逾期{_ladder_context(step, ob, implied)['overdue_by']}仍未完成整改。{_escalation_record(ob)}")
-    acc = propose(step.s, source=step.case, circumstance="c4_concealment_or_unrectified",
-                  facts=facts, facts_date=local(ob.due_at - timedelta(seconds=1)).date())  # the due day
-    if acc is not None:
-        step.payload["proposal"] = acc.id
+    for acc in reactions.emit("rectification.unrectified", step, facts=facts,
+                              facts_date=local(ob.due_at - timedelta(seconds=1)).date()):  # the due day
+        if acc is not None:
+            step.payload["proposal"] = acc.id
 
 
 # ---------------------------------------------------------------- the process core

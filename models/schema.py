@@ -4,18 +4,19 @@ from __future__ import annotations
 from alembic import command
 from alembic.config import Config
 
+import models.account  # noqa: F401 - the core's tables, registered on import
+import models.audit  # noqa: F401
+import models.calendar  # noqa: F401
+import models.case  # noqa: F401
+import models.notice  # noqa: F401
+import models.org  # noqa: F401
+from models import processes
 from models.db import ROOT, database_url, engine
 
 
 def import_all_tables() -> None:
-    """Register every table on ``SQLModel.metadata``."""
-    import models.account  # noqa: F401
-    import models.assessment  # noqa: F401
-    import models.audit  # noqa: F401
-    import models.calendar  # noqa: F401
-    import models.case  # noqa: F401
-    import models.notice  # noqa: F401
-    import models.org  # noqa: F401
+    """Register every table on ``SQLModel.metadata``: the core's, and every process's."""
+    processes.modules()
 
 
 def alembic_config() -> Config:

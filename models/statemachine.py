@@ -20,11 +20,15 @@ from sqlmodel import Session, select
 
 from models import audit, authority
 from models.case import ActionRun, Case, Obligation, ObligationStatus, next_number
-from models.clock import beijing, iso, local, now, parse_time
+from models.clock import beijing, deadline_text, iso, local, now, parse_time
 from models.db import run_retrying
 from models.db import session as db_session
+from models.deadlines import overdue_by
 from models.errors import ConcurrentUpdate, DomainError
-from models.org import Person, get_unit, posts_of
+from models.notice import Notice
+from models.notices import issue_notice
+from models.org import get_person, get_unit
+from models.processes import kind_label, obligation_label
 
 SYSTEM = "system"
 
@@ -131,7 +135,6 @@ class Step:
         if self.backdated:
             opened = parse_opened_at(ob)
             if opened is not None and self.effective_at < floor_minute(opened):
-                from models.processes import obligation_label
 
                 raise DomainError(
                     f"生效时间 {beijing(self.effective_at)} 早于案件 {self.case.id} “{obligation_label(ob.kind)}”"
@@ -169,7 +172,6 @@ class Step:
 
     # -- notices
     def notice(self, kind: str, **kwargs):
-        from models.notices import issue_notice
 
         n = issue_notice(self.s, case=self.case, kind=kind, **kwargs)
         self.notices.append(n)
@@ -189,9 +191,6 @@ class Step:
         - ``internal``: a 督办提醒 (``internal_reminder``, unnumbered, not a 公文) to the
           ``recipients`` of the body that owes an action of its own (``issuer``), about
           ``subject``."""
-        from models.clock import deadline_text
-        from models.org import get_person
-        from models.deadlines import overdue_by
 
         count = 1 + sum(1 for e in ob.data.get("ladder", []) if not e.get("implied"))
         late = overdue_by(ob.due_at, self.recorded_at)
@@ -225,21 +224,6 @@ class Result:
         if self.replayed:
             out["replayed"] = True
         return out
-
-
-def check_actor(s: Session, actor: str, on: datetime, *, system_ok: bool = True, post: bool = True) -> None:
-    """The actor is a registered, active person holding a post on the action's date (``post``),
-    or ``system`` where ``system_ok``. In a transition the authority table decides the rest:
-    whether ``system`` may, and which posts (an appellant may have left office)."""
-    if actor == SYSTEM:
-        if system_ok:
-            return
-        raise DomainError("'system' 仅供定时任务使用；请填写操作人的人员编号", "actor")
-    person = s.get(Person, actor) if actor else None
-    if person is None or not person.active:
-        raise DomainError(f"操作人 '{actor}' 不是登记在岗的人员（须在组织名册中有有效岗位）", "actor")
-    if post and not posts_of(s, actor, local(on).date()):
-        raise DomainError(f"操作人 '{actor}' 不是登记在岗的人员（须在组织名册中有有效岗位）", "actor")
 
 
 def floor_minute(dt: datetime) -> datetime:
@@ -347,11 +331,11 @@ def transition(
     eff = effective_at or recorded
     check_effective_at(eff, recorded)
     login = authority.check_login(actor)
-    check_actor(s, actor, eff, post=False)
+    authority.check_actor(s, actor, eff, post=False)
     if rule.source:
         case = s.get(Case, case_id) if case_id else None
         if case is None or case.kind != machine.kind:
-            raise DomainError(f"未找到{_kind_label(machine)}案件 '{case_id}'", "case_id")
+            raise DomainError(f"未找到{kind_label(machine.kind)}案件 '{case_id}'", "case_id")
         authority.check(authority.scope_of(s, actor=actor, on=local(eff).date(), kind=case.kind, unit=case.unit,
                                            data=case.data, given=scope), machine.kind, action, rule.label)
         if case.state not in rule.source:
@@ -419,18 +403,11 @@ def replay(s: Session, done: ActionRun, what: str, case_id: str | None) -> Resul
     case) in the same run is refused."""
     if done.action != what or (case_id and case_id != done.case_id):
         raise DomainError(f"本次运行（{done.flow_run_id}）已办理过其他操作，不能再办理此操作")
-    from models.notice import Notice
 
     ids = list(done.notice_ids)
     found = {n.id: n for n in s.exec(select(Notice).where(Notice.id.in_(ids))).all()} if ids else {}
     return Result(case=s.get(Case, done.case_id), notices=[found[i] for i in ids], event_seq=done.seq,
                   replayed=True)
-
-
-def _kind_label(machine: Machine) -> str:
-    return {"incident": "事件", "rectification": "整改", "accountability": "问责", "assessment": "考核"}.get(
-        machine.kind, machine.kind
-    )
 
 
 def lock_due_obligation(step: Step, ob_id: int) -> Obligation:

@@ -51,9 +51,9 @@ from models import policy
 from models.case import Case, Obligation, ObligationStatus, cases_with_ref
 from models.clock import TZ, cn_date, now
 from models.notice import Notice
+from models.notices import document_reference
 from models.org import OrgUnit, Person, ancestors, get_unit, holders, posts_of, role_unit
 from models.processes import obligation_label
-from models.notices import document_reference
 
 ROLE_LABELS = {
     "involved": "当事人",

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 from contextlib import nullcontext
 from datetime import datetime
-from typing import Callable
 
 from sqlalchemy import tuple_
 from sqlalchemy.exc import IntegrityError
@@ -29,17 +28,10 @@ from models.clock import iso, local, now
 from models.db import run_retrying, session
 from models.errors import DomainError
 from models.org import prefetch_org
+from models.processes import escalators
 from models.statemachine import Skip
 
 log = logging.getLogger("dutyflow.sweep")
-
-
-def escalators() -> dict[str, Callable]:
-    """case kind -> escalation step ``(obligation id, case id, flow_run_id, session) -> Result | None``."""
-    from models import accountability, assessment, incident, rectification
-
-    return {"incident": incident.escalate, "rectification": rectification.escalate,
-            "accountability": accountability.escalate, "assessment": assessment.escalate}
 
 
 def due_query(at: datetime, limit: int, after: tuple | None = None):
