@@ -5,6 +5,9 @@ exits 2; nothing is written.
 """
 from __future__ import annotations
 
+# Imports inside functions: each command loads only what it needs (Prefect alone takes
+# 1.5 s to import; `dutyflow account list` or `dutyflow show` should not wait for it).
+
 import argparse
 import json
 import os
@@ -14,7 +17,6 @@ from typing import Any
 
 from models.errors import DomainError
 
-DEMO_ORG = Path(__file__).resolve().parent / "demo_org.yaml"
 
 
 def _plain(obj: Any) -> Any:
@@ -112,6 +114,7 @@ def cmd_init(args) -> int:
     init_schema()
     print(f"数据库已就绪：{_safe_url(database_url())}")
     if args.demo:
+        from deployments.serve import DEMO_ORG
         from models.db import session
         from models.org import load_org
 

@@ -2,17 +2,27 @@
 whose pickers (units, persons, open cases) come from the registry (models/choices.py)."""
 from __future__ import annotations
 
+import inspect
 from datetime import timedelta
 
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import DeploymentUpdate
+from prefect.schedules import Cron
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.utilities.callables import parameter_schema
+
 from deployments.gateway import login_required, without_actor
+from flows.registry import flows
+from models import policy
+from models.choices import apply_choices, choices
+from models.clock import today_local
+from models.db import session
 
 INTERVALS = {"sweep-deadlines": timedelta(minutes=1)}
 
 
 def assessment_cron() -> str:
     """When the yearly 年度检查考核 starts (policy ``assessment.cron``, Beijing time)."""
-    from models import policy
-
     return policy.get("assessment", "cron", default="0 9 1 12 *")
 
 
@@ -26,20 +36,12 @@ def tag(name: str) -> str:
 
 def form_choices() -> dict[str, list[str]]:
     """The pickers' values as the registry stands today."""
-    from models.choices import choices
-    from models.clock import today_local
-    from models.db import session
-
     with session() as s:
         return choices(s, today_local())
 
 
 def form_schema(fl, values: dict[str, list[str]]):
     """The flow's parameter schema with its pickers filled."""
-    from prefect.utilities.callables import parameter_schema
-
-    from models.choices import apply_choices
-
     schema = parameter_schema(fl)
     apply_choices({"properties": schema.properties, "definitions": schema.definitions}, values)
     if login_required():
@@ -50,12 +52,6 @@ def form_schema(fl, values: dict[str, list[str]]):
 def refresh_forms(api_url: str | None = None) -> int:
     """Fill the pickers of the registered deployments again (after ``org load``, or when a
     case opens or closes); returns how many deployments were updated."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import DeploymentUpdate
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    from flows.registry import flows
-
     values = form_choices()
     updated = 0
     with temporary_settings({PREFECT_API_URL: api_url} if api_url else {}):
@@ -73,10 +69,6 @@ def refresh_forms(api_url: str | None = None) -> int:
 
 def build() -> list:
     """Deployments of every flow; names equal the flow names (SPEC §5); forms with pickers."""
-    import inspect
-
-    from flows.registry import flows
-
     values = form_choices()
     out = []
     for name, fl in flows().items():
@@ -84,8 +76,6 @@ def build() -> list:
         if name in INTERVALS:
             kwargs["interval"] = INTERVALS[name]
         if name == "start-annual-assessment":  # once a year, Beijing time
-            from prefect.schedules import Cron
-
             kwargs["schedule"] = Cron(assessment_cron(), timezone="Asia/Shanghai")
         # behind the login gateway, each new run's request is checked by the domain's own model
         # (ids and labels alike, Chinese messages); Prefect's check knows only the form's labels

@@ -18,6 +18,9 @@ nothing is broken, else 1. ``--json`` prints the same as a list. The checks:
 """
 from __future__ import annotations
 
+# Imports inside functions: each check imports what it checks, so a missing or broken
+# library is that check's ✗, not a crash of the doctor.
+
 import json
 import os
 import urllib.error

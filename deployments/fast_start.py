@@ -13,6 +13,9 @@ Everything else (environment, settings, control channel, cancellation) is Prefec
 """
 from __future__ import annotations
 
+# Imports inside functions: the fork server imports what PRELOAD names, itself, in its own
+# process; the serving process imports the runner only when it serves.
+
 import multiprocessing
 import types
 

@@ -43,8 +43,15 @@ from typing import Any
 from uuid import UUID
 
 from anyio import to_thread
+from prefect.server import models as pm
+from prefect.server.api import dependencies
+from prefect.server.database import provide_database_interface
+from prefect.server.schemas.core import CreatedBy, UpdatedBy
+from prefect.server.utilities import subscriptions
 from starlette.requests import Request
+from starlette.status import WS_1008_POLICY_VIOLATION
 
+from flows.registry import flows, request_model
 from models import authority, policy
 from models.account import SERVICE, Login, LoginRefused, is_service, proxied, verify_password
 from models.db import session
@@ -150,8 +157,6 @@ def _delay() -> float:
 
 
 def _flow_models() -> dict[str, type]:
-    from flows.registry import flows, request_model
-
     return {name: request_model(fl) for name, fl in flows().items()}
 
 
@@ -203,9 +208,6 @@ def run_login(login: Login, actor: str, loopback: bool) -> Login:
 
 
 async def _deployment_flow_name(deployment_id: str) -> str | None:
-    from prefect.server import models as pm
-    from prefect.server.database import provide_database_interface
-
     async with provide_database_interface().session_context() as s:
         dep = await pm.deployments.read_deployment(s, deployment_id=UUID(deployment_id))
         if dep is None:
@@ -215,18 +217,12 @@ async def _deployment_flow_name(deployment_id: str) -> str | None:
 
 
 async def _flow_name(flow_id: str) -> str | None:
-    from prefect.server import models as pm
-    from prefect.server.database import provide_database_interface
-
     async with provide_database_interface().session_context() as s:
         flow = await pm.flows.read_flow(s, flow_id=UUID(flow_id))
         return flow.name if flow is not None else None
 
 
 async def _run_creator(flow_run_id: str) -> Login | None:
-    from prefect.server import models as pm
-    from prefect.server.database import provide_database_interface
-
     async with provide_database_interface().session_context() as s:
         run = await pm.flow_runs.read_flow_run(s, flow_run_id=UUID(flow_run_id))
         return login_of_created_by(run.created_by) if run is not None else None
@@ -407,10 +403,6 @@ class Gateway:
 def install(app) -> None:
     """Put the gateway into a Prefect server app made by ``create_app``: the ASGI wrapper is
     returned by :func:`wrap`; here the websocket handshake and ``created_by`` are taken over."""
-    from prefect.server.api import dependencies
-    from prefect.server.schemas.core import CreatedBy, UpdatedBy
-    from prefect.server.utilities import subscriptions
-
     authenticator = Authenticator()
 
     def created_by(request: Request) -> CreatedBy | None:
@@ -431,8 +423,6 @@ def install(app) -> None:
                                     authentication_failed_reason: str | None = None):
         """Prefect's websocket handshake with the gateway's credentials: the ``prefect``
         subprotocol and an ``auth`` message whose token is ``person:password`` or the service's."""
-        from starlette.status import WS_1008_POLICY_VIOLATION
-
         protocols = [p.strip() for h in websocket.headers.getlist("Sec-WebSocket-Protocol") for p in h.split(",")]
         if "prefect" not in protocols:
             return await websocket.close(WS_1008_POLICY_VIOLATION, reason="login required")

@@ -13,6 +13,9 @@ Every API path requires login (``deployments/gateway.py``) unless ``DUTYFLOW_LOG
 """
 from __future__ import annotations
 
+# Imports inside functions: Prefect's server modules are patched here before Prefect's CLI
+# starts the server (writers queued, the login gateway in front).
+
 from contextlib import asynccontextmanager
 
 

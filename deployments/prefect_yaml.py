@@ -21,6 +21,9 @@ from pathlib import Path
 
 import yaml
 
+from deployments.deployments import INTERVALS, assessment_cron, tag
+from flows.registry import flows
+
 POOL = "dutyflow"
 FILE = Path(__file__).resolve().parent / "prefect.yaml"
 ROOT = FILE.parent.parent
@@ -28,8 +31,6 @@ ROOT = FILE.parent.parent
 
 def schedules(name: str) -> list[dict]:
     """The schedules of a deployment, as in ``deployments.deployments.build``."""
-    from deployments.deployments import INTERVALS, assessment_cron
-
     if name in INTERVALS:
         return [{"interval": int(INTERVALS[name].total_seconds())}]
     if name == "start-annual-assessment":
@@ -38,9 +39,6 @@ def schedules(name: str) -> list[dict]:
 
 
 def document() -> dict:
-    from deployments.deployments import tag
-    from flows.registry import flows
-
     deployments = []
     for name, fl in flows().items():
         source = Path(inspect.getsourcefile(fl.fn)).resolve().relative_to(ROOT)

@@ -2,6 +2,9 @@
 deployment served from this process, schedules included. Stops cleanly on SIGINT."""
 from __future__ import annotations
 
+# Imports inside functions: serve is reached through the CLI, which pays for Prefect and
+# the database only when a command needs them.
+
 import json
 import os
 import re
@@ -14,6 +17,10 @@ import urllib.request
 from pathlib import Path
 
 from deployments.settings import apply_offline_settings, serve_settings
+
+
+#: The demo organisation ``dutyflow serve`` loads into an empty database (``dutyflow init --demo`` too).
+DEMO_ORG = Path(__file__).resolve().parent / "demo_org.yaml"
 
 
 def _state_file() -> Path:
@@ -198,7 +205,6 @@ def _load_demo_if_empty() -> None:
     import yaml
     from sqlmodel import select
 
-    from deployments.cli import DEMO_ORG
     from models.db import session
     from models.org import OrgUnit, load_org
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 
+from models import policy
+
 OFFLINE = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "DO_NOT_TRACK": "1",
@@ -20,8 +22,6 @@ def serve_settings() -> dict[str, str]:
     every second (a run submitted in the UI starts at once), and the server deletes flow runs
     older than the retention period (a year of every-minute sweeps must not grow its database
     without bound; the domain database, not Prefect, keeps the record)."""
-    from models import policy
-
     days = float(policy.get("prefect", "run_retention_days", default=90))
     return {
         "PREFECT_RUNNER_POLL_FREQUENCY": str(policy.get("prefect", "runner_poll_seconds", default=1)),

@@ -19,6 +19,8 @@ from models.assessment import (
     SelfAssessmentRequest,
     StartAssessmentRequest,
 )
+from models.db import home, session
+from tasks.export import write_exports
 
 
 @flow(name="record-activity", validate_parameters=True)
@@ -66,9 +68,6 @@ def score_assessment(request: ScoreAssessmentRequest) -> dict:
 @task(name="publish-results")
 def publish_results(year: int) -> dict:
     """结果表（artifact assessment-<year>）、扣分说明和导出文件（CSV、XLSX）。"""
-    from models.db import home, session
-    from tasks.export import write_exports
-
     with session() as s:
         case = core.get_cycle(s, year)
         rows = core.results(s, case)  # with the secretaries stored at publication

@@ -4,17 +4,31 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, get_args, get_origin
+from uuid import UUID
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import State
+from prefect.context import FlowRunContext
+from prefect.runtime import flow_run
 from prefect.states import Failed
+from pydantic import BaseModel
+from pydantic.functional_validators import BeforeValidator
+from sqlmodel import select
 
-from models import authority
-from models.clock import local, pinned_note
+from models import authority, policy
+from models.case import Case, Obligation, ObligationStatus
+from models.choices import CHOICE_KEY
+from models.clock import deadline_text, local, pinned_note
+from models.db import session
 from models.errors import DomainError
+from models.notice import Notification
+from models.org import OrgUnit, Person
+from models.processes import machines, obligation_label
 from models.statemachine import Result
+from tasks.notify import deliver
 
 
 class _RefusalFilter(logging.Filter):
@@ -40,16 +54,12 @@ sys.excepthook = _refusal_exit
 def run_login() -> tuple[str, str] | None:
     """Who started this flow run through the login gateway, and how (Prefect's ``created_by``
     of the run); None for a run the gateway did not create (the schedule, the CLI in-process)."""
-    from prefect.context import FlowRunContext
-
     ctx = FlowRunContext.get()
     created = getattr(getattr(ctx, "flow_run", None), "created_by", None)
     return authority.login_from_created_by(getattr(created, "type", None))
 
 
 def flow_run_id() -> str | None:
-    from prefect.runtime import flow_run
-
     return str(flow_run.id) if flow_run.id else None
 
 
@@ -64,12 +74,6 @@ CLASSIFIED_TITLE = "（涉密事项）"
 def free_text(info: Any) -> bool:
     """A request field holds free text (a title, facts, an opinion, …): a ``str`` or
     ``list[str]`` field that is neither a pick (unit, person, case: its id) nor a time or date."""
-    from typing import get_args, get_origin
-
-    from pydantic.functional_validators import BeforeValidator
-
-    from models.choices import CHOICE_KEY
-
     extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
     if CHOICE_KEY in extra or "format" in extra or any(isinstance(m, BeforeValidator) for m in info.metadata):
         return False
@@ -80,8 +84,6 @@ def free_text(info: Any) -> bool:
 def redacted(request: Any) -> dict[str, Any]:
     """The request as JSON with every free-text value (nested ones too) replaced by
     :data:`CLASSIFIED_TEXT`; ids, choices, times, figures and flags are kept."""
-    from pydantic import BaseModel
-
     out = request.model_dump(mode="json")
     for name, info in type(request).model_fields.items():
         value = getattr(request, name)
@@ -104,9 +106,6 @@ def classified_request(request: Any, result: Result | None = None) -> bool:
     case_id = getattr(request, "case_id", "")
     if not case_id:
         return False
-    from models.case import Case
-    from models.db import session
-
     with session() as s:
         case = s.get(Case, case_id)
         return bool(case is not None and case.classified)
@@ -116,10 +115,6 @@ def redact_run_parameters(request: Any) -> None:
     """Replace this flow run's parameters in Prefect (what the operator typed in the form)
     by :func:`redacted`: the domain database keeps the request, Prefect keeps no free text
     of a classified case. Outside a flow run there is nothing to replace."""
-    from uuid import UUID
-
-    from prefect.client.orchestration import get_client
-
     run_id = flow_run_id()
     if not run_id:
         return
@@ -141,13 +136,6 @@ def deliver_notifications(notice_ids: list[str]) -> dict:
     """按通知单发送（Apprise）；结果逐人记录，失败的由定时巡检按退避重发。
     待发消息多于 policy ``notifications.inline_max`` 时（如发给全部社区的通知）不在流程内等待，
     由每分钟的到期巡检分批发送（``queued``）。"""
-    from sqlmodel import select
-
-    from models import policy
-    from models.db import session
-    from models.notice import Notification
-    from tasks.notify import deliver
-
     counts = {"sent": 0, "failed": 0, "unconfirmed": 0, "skipped": 0}
     if not notice_ids:
         return counts
@@ -168,14 +156,6 @@ def when_text(dt) -> str:
 def _consequences(case) -> tuple[list[str], list[str]]:
     """What the case owes next (open obligations with their last day) and the automatic
     问责建议 it gave rise to, as artifact lines."""
-    from sqlmodel import select
-
-    from models.case import Case, Obligation, ObligationStatus
-    from models.clock import deadline_text
-    from models.db import session
-    from models.org import OrgUnit
-    from models.processes import machines, obligation_label
-
     with session() as s:
         open_obs = s.exec(select(Obligation, OrgUnit.name).join(OrgUnit, OrgUnit.code == Obligation.unit)
                           .where(Obligation.case_id == case.id, Obligation.met_at.is_(None),
@@ -190,9 +170,6 @@ def _consequences(case) -> tuple[list[str], list[str]]:
 
 def actor_line(actor: str) -> str:
     """Who acted, for the artifact: the person's name and id, and how they logged in."""
-    from models.db import session
-    from models.org import Person
-
     if not actor or actor == "system":
         return "定时任务（system）"
     with session() as s:
@@ -207,8 +184,6 @@ def publish_case(result: Result, headline: str, actor: str = "") -> None:
     Beijing time, what the action caused (notices with their 文号 and addressees, the next
     deadlines, an automatic 问责建议), and each notice's text wrapped as prose. A classified
     case shows no title and no content."""
-    from models.processes import machines
-
     case = result.case
     state = machines()[case.kind].states.get(case.state, case.state)
     lines = [f"# {headline}", "", f"- 案件：**{case.id}** {shown_title(case)}",

@@ -5,8 +5,16 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import Field, field_validator
 
 from flows.common import flow_run_id
-from models.clock import pinned_note
+from models import policy
+from models.authority import check_actor
+from models.clock import now, pinned_note
+from models.db import session
+from models.outbox import unconfirmed_count
 from models.requests import Request
+from tasks.ledger import ledger_rows, overdue_counts
+from tasks.notify import deliver_due
+from tasks.recovery import recover_interrupted_runs
+from tasks.sweep import sweep
 
 
 class SweepRequest(Request):
@@ -25,10 +33,6 @@ class SweepRequest(Request):
 
 def check_sweep_actor(actor: str) -> None:
     """'system' (the schedule) or a person holding a post today (an operator's manual run)."""
-    from models.authority import check_actor
-    from models.clock import now
-    from models.db import session
-
     with session() as s:
         check_actor(s, actor, now(), system_ok=True)
 
@@ -36,8 +40,6 @@ def check_sweep_actor(actor: str) -> None:
 @task(name="act-on-due-obligations")
 def act_on_due(batch_size: int) -> dict:
     """逐条处理到期义务：标记逾期，按阶梯催报/催办，每一步只做一次。"""
-    from tasks.sweep import sweep
-
     return sweep(batch_size, flow_run_id())
 
 
@@ -45,17 +47,11 @@ def act_on_due(batch_size: int) -> dict:
 def retry_notifications() -> dict:
     """发送待发通知、重发到期的失败通知（退避）；每次巡检最多用 policy
     ``notifications.sweep_delivery_seconds`` 秒，未发完的下次巡检继续。"""
-    from models import policy
-    from tasks.notify import deliver_due
-
     return deliver_due(policy.get("notifications", "sweep_delivery_seconds", default=40))
 
 
 def count_overdue() -> int:
     """How many obligations are overdue now (the 督办台账's total)."""
-    from models.db import session
-    from tasks.ledger import overdue_counts
-
     with session() as s:
         return sum(overdue_counts(s).values())
 
@@ -63,11 +59,6 @@ def count_overdue() -> int:
 @task(name="refresh-overdue-ledger")
 def refresh_ledger() -> int:
     """刷新督办台账（表格）和汇总（Markdown）。"""
-    from models import policy
-    from models.db import session
-    from models.outbox import unconfirmed_count
-    from tasks.ledger import ledger_rows, overdue_counts
-
     limit = policy.get("sweep", "ledger_artifact_rows", default=1000)
     with session() as s:
         rows = ledger_rows(s, overdue=True, limit=limit)
@@ -98,8 +89,6 @@ def refresh_ledger() -> int:
 def recover_runs() -> dict:
     """找出工作节点失联而中断的运行（超过时限没有心跳），标记为中断并重新调度其中的业务办理；
     同一运行再次执行时，已办理的不会重复办理（见 tasks/recovery.py）。"""
-    from tasks.recovery import recover_interrupted_runs
-
     return recover_interrupted_runs(flow_run_id())
 
 

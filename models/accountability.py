@@ -18,11 +18,16 @@ from sqlmodel import Session, select
 from models import policy, reactions
 from models.case import Case, Obligation, ObligationStatus
 from models.clock import cn_date, iso, local, parse_time
+from models.deadlines import add_months, add_working_days, calendar, due_day
 from models.errors import DomainError
+from models.incident import OBLIGATION_LABELS as L, IncidentLevel
 from models.labels import LabeledEnum
+from models.notice import Notice, Notification
+from models.notices import committee_rule, document_reference
 from models.org import Person, committee_unit, get_person, get_unit, holders, posts_of, role_unit
 from models.requests import CaseId, PersonId, Request, UnitCode, picks
-from models.statemachine import Machine, Result, Rule, Step, transition
+from models.statemachine import Machine, Result, Rule, Skip, Step, lock_due_obligation, transition
+from models.tracing import apply_edits, assign_responsibility, organisation_forms, trace
 
 
 class Circumstance(LabeledEnum):
@@ -221,8 +226,6 @@ class DecideAppealRequest(Request):
 
 
 def _chain(s: Session, case: Case, *, involved, weak, collective, add=(), remove=()) -> dict[str, Any]:
-    from models.tracing import apply_edits, assign_responsibility, organisation_forms, trace
-
     facts_date = date.fromisoformat(case.data["facts_date"])
     computed = trace(s, unit=case.unit, facts_date=facts_date, involved=list(involved),
                      weak_supervision=weak, source_id=case.proposed_from)
@@ -246,8 +249,6 @@ def _proposal_notice(step: Step, *, today: date, draft: bool = False, edited: bo
     ``draft``: an automatic proposal is a draft awaiting the 网信办's confirmation: no 文号,
     no 签发人, sent to the 网信办 only. Accepting it (open-accountability) issues the
     建议书 itself, numbered and signed; ``edited`` when the investigation changed the chain."""
-    from models.notices import committee_rule, document_reference
-
     s, case = step.s, step.case
     unit = get_unit(s, case.unit)
     office = role_unit(s, case.unit, "office", today)
@@ -367,14 +368,10 @@ def evaluate_incident(step: Step) -> list[str]:
 
 
 def _missed_text(missed: set[str]) -> str:
-    from models.incident import OBLIGATION_LABELS as L
-
     return "、".join(L[k] for k in ("internal_report", "external_report", "handling") if k in missed) + "逾期"
 
 
 def _level_text(level: str) -> str:
-    from models.incident import IncidentLevel
-
     return IncidentLevel[level].value
 
 
@@ -468,9 +465,6 @@ def decide(req: RecordAccountabilityDecisionRequest, flow_run_id: str | None = N
     """问责决定: forms per person (may differ from the suggestion; both kept), the 问责决定
     notice to each person named, `serve_decision` and one `appeal_window` per person. The
     notice states an investigation or a hearing only when the request records one."""
-    from models.deadlines import add_months, add_working_days, calendar
-    from models.notices import committee_rule
-
     def effect(step: Step) -> None:
         s, case = step.s, step.case
         authority = get_unit(s, req.decided_by, "decided_by")
@@ -531,8 +525,6 @@ def decide(req: RecordAccountabilityDecisionRequest, flow_run_id: str | None = N
 
 def _confirmed_proposal(s: Session, case_id: str) -> str:
     """《title》（文号） of the case's signed 问责建议书, '' when none was issued."""
-    from models.notice import Notice
-
     row = s.exec(select(Notice.title, Notice.doc_number).where(
         Notice.case_id == case_id, Notice.kind == "accountability_proposal", Notice.doc_number.is_not(None))
         .order_by(Notice.issued_at.desc(), Notice.id.desc())).first()
@@ -556,8 +548,6 @@ def appellants(decision: dict, unit: str) -> list[str]:
 def appeal_last_day(due_at: dt.datetime) -> date:
     """The last day of an appeal window due at ``due_at`` (24:00 of that day): the date the
     decision prints and the date a late appeal is told."""
-    from models.deadlines import due_day
-
     return due_day(due_at)
 
 
@@ -572,8 +562,6 @@ def _person_obligation(step: Step, kind: str, person: str) -> Obligation | None:
 
 def appeal(req: FileAppealRequest, flow_run_id: str | None = None) -> Result:
     """申诉 within the person's window; the decision stays in force."""
-    from models.deadlines import add_months, calendar
-
     def effect(step: Step) -> None:
         d = step.case.data
         named = appellants(d["decision"], step.case.unit)
@@ -642,8 +630,6 @@ def _windows_from_receipt(step: Step, rows: list) -> list[str]:
     """申诉 runs 1 month from receiving the decision (自收到本决定之日起): once a person's copy
     is delivered, that person's window is computed again from the first delivery and moved
     when later than the one from the decision date (never shortened). Returns who was done."""
-    from models.deadlines import add_months, calendar
-
     received: dict[str, dt.datetime] = {}
     for r in rows:
         if r.status == "sent" and r.sent_at is not None:
@@ -710,8 +696,6 @@ def _appeal_decision_notice(step: Step, req: DecideAppealRequest, *, original: l
 
 def _decision_ref(s: Session, case_id: str) -> str:
     """《title》（文号） of the case's 问责决定."""
-    from models.notice import Notice
-
     row = s.exec(select(Notice.title, Notice.doc_number).where(
         Notice.case_id == case_id, Notice.kind == "accountability_decision").order_by(Notice.issued_at)).first()
     if row is None:
@@ -726,9 +710,6 @@ def escalate(ob_id: int, case_id: str, flow_run_id: str | None = None, session=N
     """serve_decision: met once every notification of the decision was delivered (checked
     each sweep), missed at its due time; appeal_window: closes unused at its end (the case
     closes when no window or appeal remains); appeal_decision: missed at its due time."""
-    from models.notice import Notice, Notification
-    from models.statemachine import Skip, lock_due_obligation
-
     def effect(step: Step) -> None:
         ob = lock_due_obligation(step, ob_id)
         s, now = step.s, step.recorded_at

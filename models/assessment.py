@@ -16,22 +16,47 @@ import os
 import re
 from collections import Counter
 from datetime import datetime
+from pathlib import Path
 from typing import Callable
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Column, UniqueConstraint, insert
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Field as SQLField
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Field as SQLField, Session, SQLModel, select
 
-from models import policy
+from models import ladder, policy
 from models.case import Case, Obligation, ObligationStatus, _dt
-from models.clock import beijing, cn_date, deadline_text, iso, listed, local, parse_time
-from models.db import JSONDict
+from models.clock import beijing, cn_date, deadline_text, iso, listed, local, now, parse_time
+from models.db import JSONDict, session
+from models.deadlines import add_working_days, calendar
 from models.errors import DomainError
 from models.labels import LabeledEnum
-from models.org import OrgUnit, committee_unit, get_person, get_unit, holders, holders_many, prefetch_persons
+from models.ladder import LadderStep, first_action_at
+from models.org import (
+    OrgUnit,
+    committee_unit,
+    get_person,
+    get_unit,
+    holders,
+    holders_many,
+    office_unit,
+    prefetch_persons,
+)
 from models.requests import PersonId, Request, UnitCode, picks
+from models.scoring import (
+    DEFAULT_CATALOGUE,
+    auto_changes,
+    compute_auto,
+    deduction_lines,
+    grade_of,
+    in_order,
+    load_catalogue,
+    manual_items,
+    rank,
+    year_bounds,
+    year_cutoff,
+)
 from models.statemachine import Machine, Result, Rule, Step, transition
 
 
@@ -173,8 +198,6 @@ class PublishAssessmentRequest(Request):
 def catalogue_for(s: Session, year: int) -> tuple[dict, str]:
     """The catalogue for ``year`` and where it came from: the one loaded for that year, else
     the configured (``DUTYFLOW_CRITERIA``) or shipped default."""
-    from models.scoring import DEFAULT_CATALOGUE, load_catalogue
-
     row = s.get(CriteriaCatalogue, year)
     if row is not None:
         return load_catalogue(data=row.data), f"{year} 年度考核指标（{row.source}）"
@@ -184,13 +207,6 @@ def catalogue_for(s: Session, year: int) -> tuple[dict, str]:
 def load_year_catalogue(s: Session, year: int, path: str) -> dict:
     """Check a catalogue file and store it for ``year``; refused once that year's cycle has
     started (the cycle scores by the catalogue it copied at its start)."""
-    from pathlib import Path
-
-    import yaml
-
-    from models.clock import now
-    from models.scoring import load_catalogue
-
     check_year(year, "--year", latest=local(now()).year + 1)  # next year's catalogue may be prepared
     started = s.exec(select(Case.id).where(Case.dedupe_key == cycle_key(year))).first()
     if started:
@@ -266,11 +282,6 @@ def start(req: StartAssessmentRequest, flow_run_id: str | None = None,
           progress: Callable[[float], None] | None = None) -> Result:
     """One cycle per year (a second start returns the existing one): a row per unit with
     its automatic points (bulk), the 考核通知, and a `self_assessment` obligation per unit."""
-    from models.deadlines import add_working_days, calendar
-    from models.scoring import compute_auto, year_cutoff
-
-    from models.clock import now
-
     this_year = local(now()).year
     year = req.year or this_year
     if year > this_year:
@@ -296,8 +307,6 @@ def start(req: StartAssessmentRequest, flow_run_id: str | None = None,
         case.data = {"year": year, "units": units, "catalogue": cat, "catalogue_source": source}
         cal = calendar(s)
         due = add_working_days(step.effective_at, policy.get("assessment", "self_assessment_working_days", default=10), cal)
-        from models.ladder import first_action_at
-
         cutoff = year_cutoff(year, step.effective_at)  # the year's records so far
         case.data = {**case.data, "auto_cutoff": iso(cutoff)}
         auto = compute_auto(s, cat, year, units, progress, cutoff=cutoff)  # a few bulk queries for all units
@@ -339,8 +348,6 @@ def start(req: StartAssessmentRequest, flow_run_id: str | None = None,
                           effect=effect, title=f"{year}年度网络安全工作责任制检查考核", flow_run_id=flow_run_id,
                           payload={"year": year})
     except (_Existing, IntegrityError) as exc:  # IntegrityError: a concurrent start won the year's key
-        from models.db import session
-
         with session() as s:
             found = exc.case_id if isinstance(exc, _Existing) else s.exec(
                 select(Case.id).where(Case.dedupe_key == cycle_key(year))).first()
@@ -369,8 +376,6 @@ def _end_self_assessments(step: Step) -> None:
 def _office_contact(s: Session, unit: str, on, fallback: str) -> dict:
     """联系人 of the 考核通知: the street 网信办 and its staff (``fallback``, the issuer, when
     there is no office)."""
-    from models.org import office_unit
-
     office = office_unit(s, unit, on)
     if office is None:
         return {"contact_office": fallback, "contacts": []}
@@ -394,8 +399,6 @@ class _Existing(Exception):
 
 def _street_of(units: list[str]) -> str:
     """The cycle belongs to the street 党工委 over the assessed units."""
-    from models.db import session
-
     with session() as s:
         first = units[0] if units else s.exec(
             select(OrgUnit.code).where(OrgUnit.kind == "community").order_by(OrgUnit.code)).first()
@@ -408,9 +411,6 @@ def _street_of(units: list[str]) -> str:
 
 def ladders() -> dict:
     """自评督办: a reminder 1 working day before the self-assessment is due, 催报 when missed."""
-    from models.ladder import LadderStep
-    from models.deadlines import add_working_days
-
     return {"self_assessment": [
         LadderStep(1, "reminder", "自评临期提醒", lambda ob, cal: add_working_days(ob.due_at, -1, cal).due_at,
                    _self_reminder("请在期限内通过系统提交年度网络安全责任制考核自评")),
@@ -434,8 +434,6 @@ def _self_reminder(requirement: str):
 
 
 def escalate(ob_id: int, case_id: str, flow_run_id: str | None = None, session=None) -> Result | None:
-    from models import ladder
-
     return ladder.escalate(MACHINE, ladders(), ob_id, case_id, flow_run_id, session)
 
 
@@ -463,14 +461,10 @@ def self_assess(req: SelfAssessmentRequest, flow_run_id: str | None = None) -> R
 
 
 def _manual(case: Case) -> dict[str, dict]:
-    from models.scoring import manual_items
-
     return manual_items(case.data["catalogue"])
 
 
 def _cycle_id(year: int) -> str:
-    from models.db import session
-
     with session() as s:
         return get_cycle(s, year).id
 
@@ -516,8 +510,6 @@ def results(s: Session, case: Case, stored: dict[str, AssessmentUnit] | None = N
     """Each unit's score, grade, rank, deductions and what changed in its automatic figures
     since the start (computed; stored at publication, with the secretary). ``stored``: the
     cycle's rows, when the caller has loaded them."""
-    from models.scoring import auto_changes, deduction_lines, grade_of, in_order, rank
-
     cat = case.data["catalogue"]
     bonus_cap = policy.get("assessment", "bonus_cap", default=5)
     cap = float(cat.get("total", 100))
@@ -556,8 +548,6 @@ def publish(req: PublishAssessmentRequest, flow_run_id: str | None = None,
     keeping the self-assessments and the assessors' scores; then ranks, grades (veto →
     不合格), issues the 考核结果通报 to each unit's principal and notes every automatic
     figure that changed since the start."""
-    from models.scoring import auto_changes, compute_auto, year_cutoff
-
     def effect(step: Step) -> None:
         s, case = step.s, step.case
         stored = _rows(s, case.id)
@@ -625,8 +615,6 @@ def _failed_reason(r: dict, pass_mark: float) -> str:
 
 def cutoff_text(year: int, cutoff: datetime | str) -> str:
     """``2026年12月31日24时`` at the year's end, else the Beijing time of the cutoff."""
-    from models.scoring import year_bounds
-
     at = parse_time(cutoff) if isinstance(cutoff, str) else cutoff
     return f"{year}年12月31日24时" if at >= year_bounds(year)[1] else beijing(at)
 

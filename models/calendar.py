@@ -42,7 +42,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
+import chinese_calendar as cc
 import sqlalchemy as sa
+import yaml
+from chinese_calendar import Holiday
 from sqlalchemy import event
 from sqlmodel import Field, Session, SQLModel, select
 
@@ -125,8 +128,6 @@ def _holiday_name_zh(name: str | None) -> str:
     if name in HOLIDAY_NAMES_ZH:
         return HOLIDAY_NAMES_ZH[name]
     try:  # a holiday added by a later chinese_calendar: its enum carries the Chinese name
-        from chinese_calendar import Holiday
-
         return Holiday(name).chinese
     except Exception:
         return name
@@ -140,8 +141,6 @@ def _chinese_calendar_rows() -> tuple[tuple[date, bool, str], ...]:
     from its public ``holidays`` / ``workdays`` tables: the functions re-scan the whole table
     on every call (≈0.8 s for 8,400 days).
     """
-    import chinese_calendar as cc
-
     first = min(cc.holidays).year
     last = max(cc.holidays).year
     rows = []
@@ -189,8 +188,6 @@ def seed_from_chinese_calendar(s: Session) -> int:
 
 def _no_timestamps_loader():
     """A SafeLoader that leaves dates as strings, so a bad date is ours to report."""
-    import yaml
-
     class _Loader(yaml.SafeLoader):
         pass
 
@@ -211,8 +208,6 @@ def _read(path: Path) -> Any:
             return json.loads(text)
         except json.JSONDecodeError as exc:
             raise DomainError(f"不是有效的 JSON（第 {exc.lineno} 行）：{exc.msg}", str(path)) from None
-    import yaml
-
     try:
         return yaml.load(text, Loader=_no_timestamps_loader())  # noqa: S506 (SafeLoader subclass)
     except yaml.YAMLError as exc:

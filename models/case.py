@@ -14,6 +14,7 @@ from sqlalchemy import Column, Index, UniqueConstraint, text
 from sqlalchemy.orm import declared_attr
 from sqlmodel import Field, Session, SQLModel, select
 
+from models import batch
 from models.db import JSONDict, JSONList, UTCDateTime
 
 
@@ -160,8 +161,6 @@ def next_number(s: Session, name: str, year: int) -> int:
 
     The increment locks the counter row until the transaction ends; inside a sweep batch
     (``models.batch``) later numbers are handed out from memory and written back once."""
-    from models import batch
-
     kept = batch.counters(s)
     if kept is not None and (name, year) in kept:
         kept[(name, year)] += 1
@@ -177,8 +176,6 @@ def next_number(s: Session, name: str, year: int) -> int:
 
 
 def _watch_batches() -> None:
-    from models import batch
-
     batch.watch_versioned((Case, Obligation))  # a sweep batch writes these in bulk
 
 

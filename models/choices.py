@@ -16,6 +16,11 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from models.case import Case
+from models.clock import today_local
+from models.db import session
+from models.org import OrgUnit, Person, Post, _valid_on
+
 #: JSON-schema key of a request field that picks a unit (``unit``), a person (``person``) or
 #: an open case of one process (``case:incident`` …).
 CHOICE_KEY = "x-dutyflow-choices"
@@ -54,9 +59,6 @@ def person_id(value: Any) -> Any:
     label is returned as it is, and the core refuses it naming the field)."""
     if not isinstance(value, str) or "（" not in value:
         return value.strip() if isinstance(value, str) else value
-    from models.clock import today_local
-    from models.db import session
-
     with session() as s:
         return person_labels(s, today_local()).get(value.strip(), value.strip())
 
@@ -64,8 +66,6 @@ def person_id(value: Any) -> Any:
 def person_labels(s: Session, on: date) -> dict[str, str]:
     """label → person id of everyone holding a post on ``on`` (a name held twice with the
     same posts gets its id appended, so every label is unique)."""
-    from models.org import OrgUnit, Person, Post, _valid_on
-
     rows = s.exec(select(Post.person, Person.name, OrgUnit.name, Post.role, Post.unit)
                   .join(Person, Person.id == Post.person).join(OrgUnit, OrgUnit.code == Post.unit)
                   .where(_valid_on(on), Person.active).order_by(Post.unit, Post.role, Post.person)).all()
@@ -82,15 +82,11 @@ def person_labels(s: Session, on: date) -> dict[str, str]:
 
 
 def unit_labels(s: Session) -> list[str]:
-    from models.org import OrgUnit
-
     return [f"{code} {name}" for code, name in s.exec(select(OrgUnit.code, OrgUnit.name).order_by(OrgUnit.code)).all()]
 
 
 def case_labels(s: Session, kind: str) -> list[str]:
     """Open cases of one process, newest first: ``RECT-2026-0003 社区门户网站后台存在弱口令``."""
-    from models.case import Case
-
     rows = s.exec(select(Case.id, Case.title, Case.classified).where(Case.kind == kind, Case.state.not_in(FINISHED))
                   .order_by(Case.created_at.desc()).limit(500)).all()
     return [f"{cid} {'（涉密事项）' if classified else (title or '')}".strip() for cid, title, classified in rows]
@@ -98,8 +94,6 @@ def case_labels(s: Session, kind: str) -> list[str]:
 
 def choices(s: Session, on: date) -> dict[str, list[str]]:
     """Every picker's values, by choice key."""
-    from models.case import Case
-
     out = {"unit": unit_labels(s), "person": list(person_labels(s, on))}
     out["appellant"] = out["person"] + out["unit"]  # a person, or the organisation held accountable
     for kind in s.exec(select(Case.kind).distinct()).all():

@@ -5,6 +5,7 @@ SQLite file under ``DUTYFLOW_HOME`` by default; any SQLAlchemy URL through
 """
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import random
@@ -14,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
-from sqlalchemy import JSON, DateTime, event
+from sqlalchemy import JSON, DateTime, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
@@ -142,8 +143,6 @@ def only_one(name: str) -> Iterator[bool]:
     a session advisory lock; SQLite (one machine): an exclusive lock on a file beside it."""
     eng = engine()
     if eng.dialect.name == "postgresql":
-        from sqlalchemy import text
-
         with eng.connect() as c:
             got = c.execute(text("SELECT pg_try_advisory_lock(hashtext(:n))"), {"n": name}).scalar()
             c.commit()
@@ -154,8 +153,6 @@ def only_one(name: str) -> Iterator[bool]:
                     c.execute(text("SELECT pg_advisory_unlock(hashtext(:n))"), {"n": name})
                     c.commit()
         return
-    import fcntl
-
     with open(home() / f"{name}.lock", "a") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)

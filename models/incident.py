@@ -156,9 +156,13 @@ def suggest_level(category: str, figures: dict[str, float]) -> tuple[str, list[s
 # ---------------------------------------------------------------- the process core
 # Plain functions (no Prefect): flows/incident.py wraps them; tests call them directly.
 
+from models import ladder
 from models.case import Case, ObligationStatus  # noqa: E402
-from models.clock import beijing, deadline_text, iso, local, parse_time  # noqa: E402
+from models.clock import TZ, beijing, deadline_text, iso, local, parse_time  # noqa: E402
+from models.db import session
+from models.deadlines import add_days, add_hours, calendar, overdue_by
 from models.errors import DomainError  # noqa: E402
+from models.ladder import LadderStep
 from models.org import get_person, get_unit, holders, office_unit  # noqa: E402
 from models.requests import optional_time  # noqa: E402
 from models.statemachine import Result, Step, transition  # noqa: E402
@@ -194,8 +198,6 @@ def office_recipients(s, unit: str, on) -> tuple[object, list[str]]:
 
 def _obligation_state(o, at: datetime) -> str:
     """Where an obligation stands at ``at`` (the notice's time), in words true at that time."""
-    from models.deadlines import overdue_by
-
     if o.status == ObligationStatus.waived:
         return "免除"
     if o.met_at is not None:
@@ -225,11 +227,8 @@ def _reporting_path(level: str, path: str, external) -> str:
 
 def report(req: ReportIncidentRequest, flow_run_id: str | None = None) -> Result:
     """报告事件: create the case, open its obligations, issue the 事件报告."""
-    from models.deadlines import add_hours, overdue_by
-
     discovered = req.discovered_at
     if discovered.tzinfo is None:
-        from models.clock import TZ
         discovered = discovered.replace(tzinfo=TZ)
     occurred = optional_time(req.occurred_at, "occurred_at")
     level, category, path = req.level.name, req.category.name, req.reporter_path.name
@@ -303,8 +302,6 @@ def report(req: ReportIncidentRequest, flow_run_id: str | None = None) -> Result
 def update(req: UpdateIncidentRequest, flow_run_id: str | None = None) -> Result:
     """续报: record facts; an external report time meets `external_report`; resolution opens
     the 30-day `summary_report`."""
-    from models.deadlines import add_days, calendar, overdue_by
-
     external_at = optional_time(req.external_reported_at, "external_reported_at")
     state = _state_of(req.case_id)
     action = "resolve" if req.resolved else ("supplement" if state in ("resolved", "closed") else "progress")
@@ -380,8 +377,6 @@ def submit_summary(req: SubmitIncidentSummaryRequest, flow_run_id: str | None = 
 
 
 def _state_of(case_id: str) -> str | None:
-    from models.db import session
-
     with session() as s:
         case = s.get(Case, case_id)
         return case.state if case else None
@@ -423,8 +418,6 @@ def evaluate_accountability(step: Step) -> None:
 
 
 def ladders() -> dict:
-    from models.ladder import LadderStep
-
     missed = [LadderStep(1, "missed", "逾期催报", lambda ob, cal: ob.due_at, _remind_and_evaluate, marks_missed=True)]
     return {kind: missed for kind in OBLIGATION_LABELS}
 
@@ -432,6 +425,4 @@ def ladders() -> dict:
 def escalate(ob_id: int, case_id: str, flow_run_id: str | None = None, session=None) -> Result | None:
     """Sweep step for an incident obligation past its due time: mark it missed (迟报/逾期)
     and send the 催报通知 once. A second sweep finds nothing to do."""
-    from models import ladder
-
     return ladder.escalate(MACHINE, ladders(), ob_id, case_id, flow_run_id, session)

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Callable
 
 from models.case import Obligation, ObligationStatus
+from models.deadlines import calendar
 from models.statemachine import Machine, Result, Step, lock_due_obligation, transition
 
 
@@ -41,8 +42,6 @@ def next_action_at(ladder: list[LadderStep], ob: Obligation, cal) -> datetime | 
 def escalate(machine: Machine, ladders: dict[str, list[LadderStep]], ob_id: int, case_id: str,
              flow_run_id: str | None = None, session=None) -> Result | None:
     """Take the due ladder step of one obligation (or nothing, if another sweep did)."""
-    from models.deadlines import calendar
-
     def effect(step: Step) -> None:
         ob = lock_due_obligation(step, ob_id)
         ladder = ladders.get(ob.kind) or []

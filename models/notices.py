@@ -27,9 +27,9 @@ from typing import Any, Iterable
 from jinja2 import FileSystemLoader, StrictUndefined, meta
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from models import batch
+from models import batch, policy
 from models.case import Case, next_number
 from models.clock import cn_date, drill_remark, local, now
 from models.errors import DomainError
@@ -247,8 +247,6 @@ class Letterhead:
 def committee_rule() -> str:
     """The committee's own rule (SOURCE.md) as notices cite it, from the policy file
     (``committee_rule.title``), e.g. 《东湖街道网络安全责任制实施办法》."""
-    from models import policy
-
     title = str(policy.get("committee_rule", "title", default="") or "").strip()
     if not title:
         raise DomainError("策略文件未配置本街道网络安全责任制文件名称（committee_rule.title）", "committee_rule")
@@ -258,8 +256,6 @@ def committee_rule() -> str:
 def secrecy_period_default() -> str:
     """保密期限 printed after 秘密★ on the notices of a classified case (policy
     ``notices.secrecy_period``; 保密法实施条例: 秘密级 at most 10 years unless set)."""
-    from models import policy
-
     return str(policy.get("notices", "secrecy_period", default="10年") or "").strip()
 
 
@@ -378,8 +374,6 @@ def rerender(notice: Notice) -> tuple[str, str]:
 def document_reference(s: Session, case_id: str) -> str:
     """How a notice refers to another case: by its first numbered document, 《标题》（文号）,
     never by the case id (which only the 附注 carries); a case without one by its title."""
-    from sqlmodel import select
-
     row = s.exec(select(Notice.title, Notice.doc_number).where(
         Notice.case_id == case_id, Notice.doc_number.is_not(None)).order_by(Notice.issued_at, Notice.id)).first()
     if row is not None:
@@ -390,8 +384,6 @@ def document_reference(s: Session, case_id: str) -> str:
 
 def original_notice(s: Session, case_id: str) -> Notice | None:
     """The case's first notice (the one that set its deadlines)."""
-    from sqlmodel import select
-
     return s.exec(select(Notice).where(Notice.case_id == case_id).order_by(Notice.issued_at, Notice.id)).first()
 
 

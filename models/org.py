@@ -5,6 +5,7 @@ overwritten: a new holder of a single-holder role closes the old post's ``valid_
 """
 from __future__ import annotations
 
+import datetime as _dt
 import re
 from datetime import date, timedelta
 from typing import Any, Iterable
@@ -226,8 +227,6 @@ def _line_of(raw: str, needle: str) -> int | None:
 
 def load_org(s: Session, data: dict[str, Any], raw: str = "") -> dict[str, int]:
     """Upsert units, persons and posts from an org file; refuse the whole file on any error."""
-    import datetime as _dt
-
     def refuse(msg: str, needle: str) -> None:
         line = _line_of(raw, needle) if raw else None
         raise DomainError(f"{msg}" + (f"（第 {line} 行）" if line else ""), "org file")

@@ -21,11 +21,12 @@ from sqlmodel import select
 from models.case import Case, Obligation, ObligationStatus
 from models.clock import deadline_text, iso, local
 from models.db import session
+from models.deadlines import calendar, recompute
 from models.notice import Notice
+from models.notices import adjustment_notice
 from models.org import OrgUnit, get_unit, holders_many
 from models.processes import machines, obligation_label
 from models.statemachine import Skip, Step, transition
-from models.notices import adjustment_notice
 
 _FLAGGED = (Obligation.calendar_unconfirmed.is_(True), Obligation.met_at.is_(None),
             Obligation.status == ObligationStatus.open)
@@ -74,8 +75,6 @@ def _notify_moved(step: Step, moved: list, year: int, calendar_source: str) -> N
 
 
 def _reconfirm_case(year: int, calendar_source: str, outcome: dict):
-    from models.deadlines import calendar, recompute
-
     def effect(step: Step) -> None:
         s = step.s
         obs = s.exec(select(Obligation).where(Obligation.case_id == step.case.id, *_FLAGGED)

@@ -9,16 +9,26 @@ from datetime import datetime, time, timedelta
 
 from pydantic import Field
 
-from models import policy, reactions
+from models import ladder, policy, reactions
 from models.case import Case, Obligation, ObligationStatus, add_refs, cases_with_ref, rectification_refs
 from models.clock import TZ, beijing, cn_date, deadline_text, iso, local, parse_time
+from models.deadlines import (
+    add_working_days,
+    calendar,
+    fixed_deadline,
+    local_date,
+    overdue_by,
+    shift_months,
+    working_days_after_due,
+)
 from models.errors import DomainError
 from models.incident import unit_leaders
 from models.labels import LabeledEnum
+from models.ladder import LadderStep, first_action_at
+from models.notices import adjustment_notice, document_reference
 from models.org import get_person, get_unit, holders, office_unit
 from models.requests import TIME_PICKER, CaseId, Request, RequestTime, UnitCode, optional_time, picks
 from models.statemachine import Machine, Result, Rule, Step, transition
-from models.notices import document_reference
 
 
 class RiskLevel(LabeledEnum):
@@ -120,16 +130,11 @@ def _pol(*keys, default=None):
 
 
 def rectify_deadline(start: datetime, level: str, cal):
-    from models.deadlines import add_working_days
-
     return add_working_days(start, _pol("rectify_working_days")[level], cal)
 
 
 def ladders() -> dict:
     """The escalation ladders of rectification obligations (figures: policy file)."""
-    from models.ladder import LadderStep
-    from models.deadlines import add_working_days, working_days_after_due
-
     ladder = _pol("ladder")
     return {
         "rectify": [
@@ -153,8 +158,6 @@ def ladders() -> dict:
 
 
 def escalate(ob_id: int, case_id: str, flow_run_id: str | None = None, session=None) -> Result | None:
-    from models import ladder
-
     return ladder.escalate(MACHINE, ladders(), ob_id, case_id, flow_run_id, session)
 
 
@@ -163,8 +166,6 @@ def _issuer(step: Step):
 
 
 def _ladder_context(step: Step, ob: Obligation, implied) -> dict:
-    from models.deadlines import overdue_by
-
     unit = get_unit(step.s, step.case.unit)
     return {"unit_name": unit.name, "problem": step.case.data["problem"], "notice_ref": document_reference(step.s, step.case.id),
             "due_at": deadline_text(ob.due_at), "overdue_by": overdue_by(ob.due_at, step.recorded_at),
@@ -178,8 +179,6 @@ def _reminder(stage: str, roles: tuple[str, ...]):
         "acknowledge": "请立即签收整改通知",
         "verify": "请及时对整改报告进行复核验收",
     }
-
-    from models.deadlines import overdue_by
 
     def act(step: Step, ob: Obligation, implied) -> None:
         s, on = step.s, local(step.recorded_at).date()
@@ -213,8 +212,6 @@ def _reminder(stage: str, roles: tuple[str, ...]):
 
 def _interview(step: Step, ob: Obligation, implied) -> None:
     """约谈通知 to the unit's principal (as of today); a vacant post falls to the cyber_lead."""
-    from models.deadlines import add_working_days, calendar
-
     s, on = step.s, local(step.recorded_at).date()
     issuer = _issuer(step)
     invited = holders(s, step.case.unit, "principal", on)
@@ -263,8 +260,6 @@ def _proposal(step: Step, ob: Obligation, implied) -> None:
 def recurrence(s, unit: str, code: str, at: datetime, exclude: str | None = None) -> list[Case]:
     """Earlier rectifications of the same problem code at the same unit within the policy's
     months (12: from the same date a year before, Beijing time)."""
-    from models.deadlines import local_date, shift_months
-
     if not code:
         return []
     since = datetime.combine(shift_months(local_date(at), -_pol("recurrence_months", default=12)), time(0), tzinfo=TZ)
@@ -274,9 +269,6 @@ def recurrence(s, unit: str, code: str, at: datetime, exclude: str | None = None
 
 def notify(req: NotifyRiskRequest, flow_run_id: str | None = None) -> Result:
     """下发整改通知: open `acknowledge` and `rectify`, issue the 整改通知."""
-    from models.ladder import first_action_at
-    from models.deadlines import add_working_days, calendar, fixed_deadline
-
     override = optional_time(req.due_at, "due_at")
     level = req.risk_level.name
 
@@ -341,8 +333,6 @@ def acknowledge(req: AcknowledgeRiskRequest, flow_run_id: str | None = None) -> 
 
 def submit(req: SubmitRectificationRequest, flow_run_id: str | None = None) -> Result:
     """整改报告 meets `rectify` and opens `verify` for the issuer (3 working days)."""
-    from models.deadlines import add_working_days, calendar
-
     def effect(step: Step) -> None:
         data = step.case.data
         data["submissions"] = [*data.get("submissions", []), {
@@ -362,9 +352,6 @@ def submit(req: SubmitRectificationRequest, flow_run_id: str | None = None) -> R
 def verify(req: VerifyRectificationRequest, flow_run_id: str | None = None) -> Result:
     """复核验收: pass → closed (销号); fail → acknowledged with a new `rectify` deadline (the
     issuer's, or by risk level from the verification)."""
-    from models.ladder import first_action_at
-    from models.deadlines import calendar, fixed_deadline
-
     new_due = optional_time(req.new_due_at, "new_due_at")
     if new_due is not None and req.passed:
         raise DomainError("验收通过即销号，不需要重新整改期限（请留空）", "new_due_at")
@@ -403,8 +390,6 @@ def _open_rectify(step: Step) -> Obligation:
 
 def _deadline_moved(step: Step, reason: str, old, new, request: str) -> None:
     """期限调整通知 of the rectify deadline, to everyone the 整改通知 went to."""
-    from models.notices import adjustment_notice
-
     unit = get_unit(step.s, step.case.unit).name
     adjustment_notice(step, reason=reason, request=request, items=[{
         "label": OBLIGATION_LABELS["rectify"], "units": [unit],
@@ -439,9 +424,6 @@ def request_extension(req: RequestExtensionRequest, flow_run_id: str | None = No
 
 def decide_extension(req: DecideExtensionRequest, flow_run_id: str | None = None) -> Result:
     """Approval moves `rectify.due_at` and restarts its ladder; rejection changes nothing else."""
-    from models.ladder import first_action_at
-    from models.deadlines import calendar, fixed_deadline
-
     def effect(step: Step) -> None:
         extensions = [dict(e) for e in step.case.data.get("extensions", [])]  # copies: JSON history compares values
         pending = [e for e in extensions if e["status"] == "pending"]

@@ -26,6 +26,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
+from models import policy
 from models.choices import CHOICE_KEY, case_id, person_id, unit_code
 from models.clock import check_date, parse_time, quoted
 from models.errors import DomainError
@@ -82,8 +83,6 @@ _ONE_LINE_MAX = 200
 
 def max_request_bytes() -> int:
     """The policy's ``requests.max_kb`` in bytes: the limit of one request and of any one field."""
-    from models import policy
-
     return int(policy.get("requests", "max_kb", default=512)) * 1024
 
 

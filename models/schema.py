@@ -11,7 +11,8 @@ import models.case  # noqa: F401
 import models.notice  # noqa: F401
 import models.org  # noqa: F401
 from models import processes
-from models.db import ROOT, database_url, engine
+from models.calendar import seed_from_chinese_calendar
+from models.db import ROOT, database_url, engine, session
 
 
 def import_all_tables() -> None:
@@ -34,8 +35,5 @@ def init_schema(seed: bool = True) -> None:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
     if seed:
-        from models.calendar import seed_from_chinese_calendar
-        from models.db import session
-
         with session() as s:
             seed_from_chinese_calendar(s)

@@ -14,12 +14,15 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import yaml
+from sqlalchemy import and_, or_
 from sqlmodel import Session, select
 
+from models.accountability import imposes_accountability
 from models.case import Case, Obligation, ObligationStatus
-from models.clock import TZ, UTC
+from models.clock import TZ, UTC, now
 from models.db import ROOT
 from models.errors import DomainError
+from models.incident import LEVEL_RANK
 
 DEFAULT_CATALOGUE = ROOT / "deployments" / "criteria.yaml"
 GRADE_ORDER = ["优秀", "良好", "合格", "不合格"]
@@ -40,8 +43,6 @@ def year_cutoff(year: int, at: datetime | None = None) -> datetime:
     """What the automatic rules look at: the year's records up to 31 Dec 24:00 Beijing
     time, or up to ``at`` (the start, the publication) or now, whichever is earliest — an
     obligation not yet due now is never counted late."""
-    from models.clock import now
-
     return min(year_bounds(year)[1], now(), *([at] if at is not None else []))
 
 
@@ -64,8 +65,6 @@ class YearRecords:
     MISSED_KINDS = ("internal_report", "external_report", "rectify")
 
     def __init__(self, s: Session, year: int, units: Iterable[str], cutoff: datetime | None = None):
-        from sqlalchemy import and_, or_
-
         self.year = year
         self.units = set(units)
         start = year_bounds(year)[0]
@@ -118,8 +117,6 @@ class YearRecords:
                 self.pending.add(case_id)
         # accountability decided on a source case (any time from the year's start) that held
         # someone accountable
-        from models.accountability import imposes_accountability
-
         self.decided_sources: dict[str, str] = {}
         q = select(Case.id, Case.proposed_from, Case.data).where(
             Case.kind == "accountability", Case.proposed_from.is_not(None), Case.created_at >= start)
@@ -183,8 +180,6 @@ def rectification_on_time_rate(rec: YearRecords, unit: str, item: dict) -> tuple
 
 
 def veto_major_incident_with_accountability(rec: YearRecords, unit: str, item: dict) -> list[str]:
-    from models.incident import LEVEL_RANK
-
     return [f"{cid}（问责 {rec.decided_sources[cid]}）" for cid, _s, data, _p in rec.of(unit, "incident")
             if LEVEL_RANK.get(data.get("level"), 0) >= 1 and cid in rec.decided_sources]
 
@@ -464,13 +459,13 @@ def auto_changes(auto: dict, cat: dict) -> list[str]:
         return "，".join(found) if found else "无扣分"
 
     lines = []
-    for iid, now in in_order(auto, cat):
+    for iid, latest in in_order(auto, cat):
         then = before["items"].get(iid)
-        if then is not None and then["points"] == now["points"]:
+        if then is not None and then["points"] == latest["points"]:
             continue
         was = f"{then['points']:g} 分" if then is not None else "未计分"
-        lines.append(f"{names.get(iid, iid)}：启动时 {was}，通报时 {now['points']:g} 分"
-                     f"（启动时：{reasons(then)}；通报时：{reasons(now)}）")
+        lines.append(f"{names.get(iid, iid)}：启动时 {was}，通报时 {latest['points']:g} 分"
+                     f"（启动时：{reasons(then)}；通报时：{reasons(latest)}）")
     then_v = {v["id"]: v for v in before.get("vetoes", [])}
     now_v = {v["id"]: v for v in auto.get("vetoes", [])}
     for vid, v in now_v.items():

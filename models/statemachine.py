@@ -21,8 +21,7 @@ from sqlmodel import Session, select
 from models import audit, authority
 from models.case import ActionRun, Case, Obligation, ObligationStatus, next_number
 from models.clock import beijing, deadline_text, iso, local, now, parse_time
-from models.db import run_retrying
-from models.db import session as db_session
+from models.db import run_retrying, session as db_session
 from models.deadlines import overdue_by
 from models.errors import ConcurrentUpdate, DomainError
 from models.notice import Notice

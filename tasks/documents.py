@@ -30,6 +30,13 @@ import subprocess
 from functools import lru_cache
 from typing import Callable
 
+import docx
+import lxml.html
+from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_ALIGN_PARAGRAPH as AL, WD_TAB_ALIGNMENT
+from docx.oxml import OxmlElement
+from docx.oxml.ns import qn
+from docx.shared import Mm, Pt, RGBColor
+
 from models.errors import DomainError
 
 #: Formats of ``dutyflow notice render`` → file extension.
@@ -62,8 +69,8 @@ def _cjk_fonts() -> tuple[str, ...] | None:
 
 def _weasyprint():
     try:
-        import weasyprint
-        import weasyprint.urls
+        import weasyprint  # lazy: needs Pango's native libraries; their absence is reported, not a crash
+        import weasyprint.urls  # lazy: as above
     except (ImportError, OSError) as exc:  # OSError: the Pango libraries are missing
         raise DomainError(
             f"PDF 输出需要 WeasyPrint 及系统库（apt-get install {_SYSTEM_PACKAGES}）：{exc}", "--format"
@@ -81,8 +88,6 @@ _HEADER_ROW = re.compile(r"^(\s*)(<tr\b[^>]*>\s*(?:<th\b[^>]*>.*?</th>\s*)+</tr>
 
 
 def _print_table(match: re.Match) -> str:
-    import lxml.html
-
     attrs, inner = match.group(1), match.group(2)
     inner = _HEADER_ROW.sub(r"\1<thead>\2</thead>", inner, count=1)
     if "<colgroup" not in inner and "<col " not in inner:
@@ -185,9 +190,6 @@ def _font_of(el, inherited: str) -> str:
 
 
 def _set_font(run, role: str, size_pt: float | None = None, color: str | None = None) -> None:
-    from docx.oxml.ns import qn
-    from docx.shared import Pt, RGBColor
-
     name = FONTS[role]
     run.font.name = "Times New Roman"
     rpr = run._element.get_or_add_rPr()
@@ -243,9 +245,6 @@ _PPR_ORDER = (
 
 def _ppr_child(paragraph, tag: str):
     """``w:<tag>`` of the paragraph's properties, created in its schema position."""
-    from docx.oxml import OxmlElement
-    from docx.oxml.ns import qn
-
     ppr = paragraph._p.get_or_add_pPr()
     node = ppr.find(qn(f"w:{tag}"))
     if node is None:
@@ -256,9 +255,6 @@ def _ppr_child(paragraph, tag: str):
 
 def _border(paragraph, side: str, size_eighths: int, color: str = "000000") -> None:
     """A line above/below a paragraph (the red 分隔线, the 版记 lines)."""
-    from docx.oxml import OxmlElement
-    from docx.oxml.ns import qn
-
     bdr = _ppr_child(paragraph, "pBdr")
     line = OxmlElement(f"w:{side}")
     line.set(qn("w:val"), "single")
@@ -275,9 +271,6 @@ def _border(paragraph, side: str, size_eighths: int, color: str = "000000") -> N
 
 def _on(parent, tag: str) -> None:
     """An on/off property (``w:cantSplit``, ``w:tblHeader`` …) switched on."""
-    from docx.oxml import OxmlElement
-    from docx.oxml.ns import qn
-
     if parent.find(qn(f"w:{tag}")) is None:
         parent.append(OxmlElement(f"w:{tag}"))
 
@@ -339,8 +332,6 @@ class _Writer:
     def para(self, el=None, role: str = "fang", *, align=None, indent_chars: float = 0,
              left_chars: float = 0, right_chars: float = 0, size_pt: float = BODY_PT,
              color: str | None = None, line_pt: float | None = LINE_PT):
-        from docx.shared import Pt
-
         p = self.doc.add_paragraph()
         fmt = p.paragraph_format
         if align is not None:
@@ -362,9 +353,6 @@ class _Writer:
 
     def two_ends(self, left_el, right_el, role: str = "fang", size_pt: float = BODY_PT, margin_chars: float = 1):
         """One line with text at both ends (发文字号 + 签发人; 印发机关 + 印发日期)."""
-        from docx.enum.text import WD_TAB_ALIGNMENT
-        from docx.shared import Pt
-
         p = self.para(None, size_pt=size_pt, left_chars=margin_chars)
         p.paragraph_format.tab_stops.add_tab_stop(
             Pt(TEXT_WIDTH_PT - size_pt * margin_chars), WD_TAB_ALIGNMENT.RIGHT  # from the margin
@@ -376,9 +364,6 @@ class _Writer:
 
     # ---- blocks of the layout, in page order
     def block(self, el) -> None:
-        from docx.enum.text import WD_ALIGN_PARAGRAPH as AL
-        from docx.shared import Pt
-
         cls = _classes(el)
         if el.tag == "hr" or "sep" in cls:
             p = self.para(None, size_pt=4, line_pt=None)
@@ -429,9 +414,6 @@ class _Writer:
     def sign(self, el) -> None:
         """成文日期 右空四字 with the 发文机关署名 centred on it (flush right when too long for
         that), two blank lines above them for the seal (印章 居中下压署名和日期), kept together."""
-        from docx.enum.text import WD_ALIGN_PARAGRAPH as AL
-        from docx.shared import Pt
-
         p_els = list(el.iter("p"))
         if not p_els:
             return
@@ -451,10 +433,6 @@ class _Writer:
         """A table at the text width: columns sized from their longest text (fixed layout),
         the header row (``<thead>``, or a first row of ``<th>``) repeated on every page,
         no row split across pages; ``colspan`` cells merged."""
-        from docx.oxml import OxmlElement
-        from docx.oxml.ns import qn
-        from docx.shared import Pt
-
         rows = list(el.iter("tr"))
         cells = [[c for c in r if c.tag in ("td", "th")] for r in rows]
         if not rows:
@@ -504,9 +482,6 @@ class _Writer:
     def record(self, el) -> None:
         """版记: 抄送 and 印发机关/印发日期 between a thick line above and below, in a frame at the
         foot of the page (the last one: the 版记 ends the document), never split."""
-        from docx.oxml.ns import qn
-        from docx.shared import Pt
-
         parts = []
         for child in el:
             cls = _classes(child)
@@ -543,11 +518,6 @@ class _Writer:
 
 def _page_number_footer(footer, *, odd: bool) -> None:
     """``— N —`` (PAGE field) in 4号 宋体: odd pages right, even pages left, one character in."""
-    from docx.enum.text import WD_ALIGN_PARAGRAPH
-    from docx.oxml import OxmlElement
-    from docx.oxml.ns import qn
-    from docx.shared import Pt
-
     footer.is_linked_to_previous = False
     p = footer.paragraphs[0]
     p.alignment = WD_ALIGN_PARAGRAPH.RIGHT if odd else WD_ALIGN_PARAGRAPH.LEFT
@@ -572,10 +542,6 @@ def _page_number_footer(footer, *, odd: bool) -> None:
 
 def _page_setup(doc) -> None:
     """A4, margins 37/26/35/28 mm, the 28 × 22 grid, footers ``— N —`` right (odd), left (even)."""
-    from docx.oxml import OxmlElement
-    from docx.oxml.ns import qn
-    from docx.shared import Mm, Pt
-
     section = doc.sections[0]
     section.page_width, section.page_height = Mm(210), Mm(297)
     section.top_margin, section.bottom_margin = Mm(37), Mm(35)
@@ -603,9 +569,6 @@ def _page_setup(doc) -> None:
 
 def notice_docx(html: str) -> bytes:
     """DOCX of a notice's HTML with the GB/T 9704 page, fonts and elements."""
-    import docx
-    import lxml.html
-
     root = lxml.html.fromstring(html)
     pages = root.find_class("page")
     if not pages:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from openpyxl import Workbook
+
 HEADER = ["单位代码", "单位", "社区书记（12月31日在任）", "总分", "等次", "名次", "自动计分", "人工评分", "加分",
           "一票否决", "自评", "扣分及依据", "自动计分变动（较考核启动时）"]
 
@@ -15,8 +17,6 @@ def _line(r: dict) -> list:
 
 
 def write_exports(rows: list[dict], directory: Path, year: int) -> tuple[Path, Path]:
-    from openpyxl import Workbook
-
     directory.mkdir(parents=True, exist_ok=True)
     ordered = sorted(rows, key=lambda r: (r["rank"], r["unit"]))
     csv_path = directory / f"assessment-{year}.csv"

@@ -15,15 +15,15 @@ from sqlmodel import Session, select
 
 from models.case import Case, Obligation, ObligationStatus
 from models.clock import deadline_text, iso, local, now
+from models.deadlines import overdue_by
 from models.org import OrgUnit, Person, holders
+from models.processes import obligation_label, step_label
 
 #: Not yet fulfilled: open, or missed and still to do.
 _PENDING = (Obligation.met_at.is_(None), Obligation.status.in_([ObligationStatus.open, ObligationStatus.missed]))
 
 
 def overdue_text(due_at: datetime, at: datetime) -> str:
-    from models.deadlines import overdue_by
-
     return overdue_by(due_at, at) if at > due_at else ""
 
 
@@ -44,8 +44,6 @@ def ledger_rows(s: Session, *, unit: str | None = None, overdue: bool = False,
     q = q.order_by(Obligation.due_at, Obligation.id)
     if limit:
         q = q.limit(limit)
-    from models.processes import obligation_label, step_label
-
     on = local(at).date()
     names: dict[str, str] = {}
     rows = []
@@ -73,8 +71,6 @@ def overdue_counts(s: Session, at: datetime | None = None) -> Counter:
     """(unit name, obligation, ladder step) → number of overdue obligations, over all of them
     (one GROUP BY: the summary stays whole when the table artifact shows only the first rows).
     Obligation and step are Chinese labels: step 1 of 签收 (催签收) is not step 1 of 整改 (临期提醒)."""
-    from models.processes import obligation_label, step_label
-
     at = at or now()
     q = (
         select(OrgUnit.name, Obligation.kind, Obligation.step, func.count())

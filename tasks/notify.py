@@ -34,8 +34,8 @@ import re
 import socket
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from pathlib import Path
 from secrets import token_hex
 from typing import Any
@@ -50,8 +50,8 @@ from sqlmodel import select
 
 from models.clock import now, pinned_note
 from models.db import engine, home, session
-from models.notice import Notice, Notification, NotificationStatus
 from models.masking import mask, mask_text, secrets_of
+from models.notice import Notice, Notification, NotificationStatus
 from models.notices import Copies
 
 LOG = logging.getLogger("dutyflow.notify")

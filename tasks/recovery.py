@@ -26,7 +26,21 @@ import logging
 from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterExpectedStartTime,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    FlowRunFilterTags,
+)
+from prefect.client.schemas.objects import StateType
+from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
+from prefect.settings import get_current_settings
+from prefect.states import AwaitingRetry, Crashed
+
 from models import policy
+from models.db import only_one
 
 log = logging.getLogger("dutyflow.recovery")
 
@@ -41,16 +55,10 @@ def stall_seconds() -> int:
     configured = policy.get("runs", "stall_seconds")
     if configured:
         return int(configured)
-    from prefect.settings import get_current_settings
-
     return 3 * int(get_current_settings().flows.heartbeat_frequency or 180)
 
 
 def _runs(client, state_types, tags: list[str], created_after: datetime | None = None) -> list:
-    from prefect.client.schemas.filters import (FlowRunFilter, FlowRunFilterExpectedStartTime,
-                                                FlowRunFilterState, FlowRunFilterStateType,
-                                                FlowRunFilterTags)
-
     flt = FlowRunFilter(tags=FlowRunFilterTags(all_=tags),
                         state=FlowRunFilterState(type=FlowRunFilterStateType(any_=list(state_types))))
     if created_after is not None:
@@ -66,9 +74,6 @@ def _runs(client, state_types, tags: list[str], created_after: datetime | None =
 
 def _heartbeats_since(client, run_ids: list[UUID], since: datetime) -> set[str]:
     """The ids (as text) of the runs among ``run_ids`` that sent a heartbeat since ``since``."""
-    from prefect.events.filters import (EventFilter, EventNameFilter, EventOccurredFilter,
-                                        EventResourceFilter)
-
     if not run_ids:
         return set()
     alive: set[str] = set()
@@ -85,9 +90,6 @@ def _heartbeats_since(client, run_ids: list[UUID], since: datetime) -> set[str]:
 
 def crash_stalled(client, now: datetime, own_run: str | None = None) -> list:
     """Mark Crashed the dutyflow runs Running/Pending past the stall time without a heartbeat."""
-    from prefect.client.schemas.objects import StateType
-    from prefect.states import Crashed
-
     stall = stall_seconds()
     cutoff = now - timedelta(seconds=stall)
     old = [r for r in _runs(client, (StateType.RUNNING, StateType.PENDING), ["dutyflow"])
@@ -109,8 +111,6 @@ def _redrives(client, run_id: UUID) -> int:
 
 def _crashed_actions(client, now: datetime) -> list[tuple]:
     """(run, re-runs so far) of the Crashed operator actions created within ``runs.redrive_hours``."""
-    from prefect.client.schemas.objects import StateType
-
     window = timedelta(hours=float(policy.get("runs", "redrive_hours", default=24)))
     return [(run, _redrives(client, run.id))
             for run in _runs(client, (StateType.CRASHED,), ["dutyflow", ACTION_TAG], created_after=now - window)]
@@ -122,16 +122,12 @@ def _most() -> int:
 
 def given_up_runs() -> list:
     """The operator actions left Crashed after ``runs.redrive_max`` re-runs (for ``dutyflow doctor``)."""
-    from prefect.client.orchestration import get_client
-
     with get_client(sync_client=True) as client:
         return [run for run, done in _crashed_actions(client, datetime.now(timezone.utc)) if done >= _most()]
 
 
 def redrive_crashed(client, now: datetime) -> tuple[list, list]:
     """Schedule again the Crashed operator actions within the limits; (re-scheduled, given up)."""
-    from prefect.states import AwaitingRetry
-
     most = _most()
     again, given_up = [], []
     for run, done in _crashed_actions(client, now):
@@ -151,10 +147,6 @@ def redrive_crashed(client, now: datetime) -> tuple[list, list]:
 def recover_interrupted_runs(own_run: str | None = None) -> dict:
     """Both steps above, once, by one sweep at a time (sweeps on other workers meanwhile
     skip them: two would count one re-run twice); counts of what was done."""
-    from prefect.client.orchestration import get_client
-
-    from models.db import only_one
-
     with only_one("dutyflow-run-recovery") as mine:
         if not mine:
             return {"crashed": 0, "rescheduled": 0, "given_up": 0, "skipped": True}

@@ -23,6 +23,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import select
 
 from models import batch, policy
+from models.audit import anchor_if_due
 from models.case import Case, Obligation
 from models.clock import iso, local, now
 from models.db import run_retrying, session
@@ -137,8 +138,6 @@ def anchor_audit() -> None:
     (``models.audit.anchor_if_due``, policy ``sweep.audit_anchor_hours``). It never fails the
     sweep: an error is logged as a warning and the next sweep tries again."""
     try:
-        from models.audit import anchor_if_due
-
         path = anchor_if_due()
     except Exception as exc:  # noqa: BLE001 — the sweep's own work is done and must stand
         log.warning("巡检未能生成审计链外部锚点（下次巡检重试）：%s", exc)
