@@ -11,8 +11,8 @@ channel points at a local ThreadingHTTPServer sink):
 2. ``flows.incident.report_incident(request=...)`` under ``prefect_test_harness()``
    (harness start-up excluded): flow runs per second, including delivery to the sink.
 3. Deadline sweep over N open obligations (1 % due), bulk-inserted with Core
-   ``insert()`` executemany: (a) ``tasks.sweep.due(now, limit=1000)``, (b)
-   ``tasks.sweep.sweep()``, (c) ``tasks.notify.deliver()`` of the queued reminders.
+   ``insert()`` executemany: (a) ``models.sweep.due(now, limit=1000)``, (b)
+   ``models.sweep.sweep()``, (c) ``tasks.notify.deliver()`` of the queued reminders.
 4. ``models.notices.render('incident_report', ctx)`` calls per second (HTML + text), the
    HTML template alone, and the printable documents of the same notice (DOCX, PDF).
 5. Peak RSS (``resource.getrusage``).
@@ -489,7 +489,7 @@ def part3_sweep(dbs: Databases, sink: Sink, total: int, pg: bool, prof: str | No
     from models.db import session
     from models.notice import Notice, Notification
     from tasks.notify import deliver
-    from tasks.sweep import due, sweep
+    from models.sweep import due, sweep
 
     due_n = total // 100
     say(f"\n[3] sweep over {total:,} open obligations, {due_n:,} due")

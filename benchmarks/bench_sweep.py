@@ -22,10 +22,10 @@ with the demo org, every channel pointing at a local HTTP sink — helpers reuse
   (3 → 4: each creates an accountability case). Obligations past their due time carry
   status ``missed`` and their ladder history, as the sweep would have left them. The rest
   are not due (``next_action_at`` = their reminder time, in the future).
-* (a) ``tasks.sweep.due(now, limit=200)`` (the policy batch) and ``due(now, limit=10000)``,
+* (a) ``models.sweep.due(now, limit=200)`` (the policy batch) and ``due(now, limit=10000)``,
   first call on fresh connections and warm median, and the query plans (EXPLAIN QUERY
   PLAN / EXPLAIN (ANALYZE, BUFFERS)) of the first batch and of a keyset-continued batch.
-* (b) ``tasks.sweep.sweep()`` on the due ones: wall time, ms per obligation, process CPU
+* (b) ``models.sweep.sweep()`` on the due ones: wall time, ms per obligation, process CPU
   (and, on PostgreSQL, the CPU of this database's server backends); the split between the
   due() selections, the per-step handlers (by ladder step) and the per-batch remainder
   (lock/prefetch query, flush, commit). Checks: acted == due, no errors, each due obligation's
@@ -244,8 +244,8 @@ def analyze(url: str) -> float:
 
 
 def due_sql(at, limit: int, after=None):
-    """The statement ``tasks.sweep.due`` runs."""
-    from tasks.sweep import due_query
+    """The statement ``models.sweep.due`` runs."""
+    from models.sweep import due_query
 
     return due_query(at, limit, after)
 
@@ -268,10 +268,10 @@ def explain(url: str, q) -> str:
 
 class Instrument:
     """Times due(), each handler call (by ladder step) and each batch inside sweep(), by
-    wrapping the module globals ``tasks.sweep`` looks up at call time (no project edits)."""
+    wrapping the module globals ``models.sweep`` looks up at call time (no project edits)."""
 
     def __init__(self, step_of: dict[int, int]):
-        import tasks.sweep as sw
+        import models.sweep as sw
 
         self.sw = sw
         self.step_of = step_of
@@ -442,7 +442,7 @@ def run_backend(dbs: Databases, sink: Sink, total: int, due_frac: float, pg: boo
     from models.db import dispose_all, engine, session
     from models.notice import Notice, Notification
     from tasks.notify import deliver
-    from tasks.sweep import due, sweep
+    from models.sweep import due, sweep
 
     can_reset = reset_peak()
     due_n = round(total * due_frac)

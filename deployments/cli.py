@@ -7,7 +7,6 @@ from __future__ import annotations
 
 # Imports inside functions: each command loads only what it needs (Prefect alone takes
 # 1.5 s to import; `dutyflow account list` or `dutyflow show` should not wait for it).
-
 import argparse
 import json
 import os
@@ -16,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from models.errors import DomainError
-
 
 
 def _plain(obj: Any) -> Any:
@@ -360,7 +358,10 @@ def cmd_sweep(args) -> int:
         result = sweep_deadlines()
         print(f"{api}；督办台账已刷新（overdue-ledger）", file=sys.stderr)
     else:
-        from flows.watchdog import SweepRequest, act_on_due, count_overdue, retry_notifications
+        from flows.watchdog import SweepRequest
+        from tasks.ledger import count_overdue
+        from tasks.notify import retry_notifications
+        from tasks.sweep import act_on_due
 
         # the flow's own steps, without Prefect: the 督办台账 artifacts and the recovery of
         # interrupted runs need a Prefect API

@@ -2,11 +2,9 @@
 
 Scoring rules: models/scoring.py and deployments/criteria.yaml; the cycle: models/assessment.py.
 """
-from prefect import flow, task
+from prefect import flow
 from prefect.artifacts import (
-    create_markdown_artifact,
     create_progress_artifact,
-    create_table_artifact,
     update_progress_artifact,
 )
 
@@ -19,8 +17,7 @@ from models.assessment import (
     SelfAssessmentRequest,
     StartAssessmentRequest,
 )
-from models.db import home, session
-from tasks.export import write_exports
+from tasks.export import publish_results
 
 
 @flow(name="record-activity", validate_parameters=True)
@@ -63,34 +60,6 @@ def submit_self_assessment(request: SelfAssessmentRequest) -> dict:
 def score_assessment(request: ScoreAssessmentRequest) -> dict:
     """考核组评分：逐个单位（单位 + 得分）或批量（评分表）录入人工评分项得分、加分和一票否决情况；重新评分覆盖该单位原评分。"""
     return run_action(core.score, request, "考核评分")
-
-
-@task(name="publish-results")
-def publish_results(year: int) -> dict:
-    """结果表（artifact assessment-<year>）、扣分说明和导出文件（CSV、XLSX）。"""
-    with session() as s:
-        case = core.get_cycle(s, year)
-        rows = core.results(s, case)  # with the secretaries stored at publication
-    ordered = sorted(rows, key=lambda r: (r["rank"], r["unit"]))
-    create_table_artifact(
-        [{"名次": r["rank"], "单位": r["unit_name"], "社区书记": r["secretary"], "总分": r["final"], "等次": r["grade"],
-          "自动计分": r["auto"], "人工评分": r["manual"], "加分": r["bonus"], "一票否决": "是" if r["veto"] else "",
-          "自评": r["self_assessment"]} for r in ordered],
-        key=f"assessment-{year}", description=f"{year}年度网络安全工作责任制检查考核结果")
-    cutoff = core.cutoff_text(year, case.data["auto_cutoff"])
-    md = [f"# {year}年度考核扣分说明", "",
-          f"系统自动计分依据截至{cutoff}的全年工作记录（考核启动时按截至"
-          f"{core.cutoff_text(year, case.data.get('auto_cutoff_at_start') or case.data['auto_cutoff'])}的记录计算，"
-          "通报时重新计算；自评分和人工评分不变）。", ""]
-    for r in ordered:
-        md.append(f"## {r['rank']}. {r['unit_name']}（{r['final']:g} 分，{r['grade']}）")
-        md += [f"- {line}" for line in r["deduction_lines"]] or ["- 无扣分"]
-        md += [f"- 一票否决：{v['item']}（{', '.join(v['records'])}）" for v in r["vetoes"]]
-        md += [f"- 自动计分变动：{line}" for line in r["auto_changes"]]
-        md.append("")
-    create_markdown_artifact("\n".join(md), key=f"assessment-{year}-deductions", description="每个单位的扣分及依据")
-    csv_path, xlsx_path = write_exports(rows, home() / "exports", year)
-    return {"csv": str(csv_path), "xlsx": str(xlsx_path), "units": len(rows)}
 
 
 @flow(name="publish-assessment", validate_parameters=True)

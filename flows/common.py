@@ -7,28 +7,27 @@ import sys
 from typing import Any, Callable, get_args, get_origin
 from uuid import UUID
 
-from prefect import get_run_logger, task
+from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
-from prefect.runtime import flow_run
 from prefect.states import Failed
 from pydantic import BaseModel
 from pydantic.functional_validators import BeforeValidator
 from sqlmodel import select
 
-from models import authority, policy
+from models import authority
 from models.case import Case, Obligation, ObligationStatus
 from models.choices import CHOICE_KEY
 from models.clock import deadline_text, local, pinned_note
 from models.db import session
 from models.errors import DomainError
-from models.notice import Notification
 from models.org import OrgUnit, Person
 from models.processes import machines, obligation_label
 from models.statemachine import Result
-from tasks.notify import deliver
+from tasks.notify import deliver_notifications
+from tasks.runs import flow_run_id
 
 
 class _RefusalFilter(logging.Filter):
@@ -57,10 +56,6 @@ def run_login() -> tuple[str, str] | None:
     ctx = FlowRunContext.get()
     created = getattr(getattr(ctx, "flow_run", None), "created_by", None)
     return authority.login_from_created_by(getattr(created, "type", None))
-
-
-def flow_run_id() -> str | None:
-    return str(flow_run.id) if flow_run.id else None
 
 
 # ---------------------------------------------------------------- classified (涉密) cases in Prefect
@@ -129,22 +124,6 @@ def redact_run_parameters(request: Any) -> None:
 def shown_title(item: Any) -> str:
     """A case's or a notice's title as artifacts and run logs show it (hidden when classified)."""
     return CLASSIFIED_TITLE if item.classified else item.title
-
-
-@task(name="deliver-notifications", retries=0)
-def deliver_notifications(notice_ids: list[str]) -> dict:
-    """按通知单发送（Apprise）；结果逐人记录，失败的由定时巡检按退避重发。
-    待发消息多于 policy ``notifications.inline_max`` 时（如发给全部社区的通知）不在流程内等待，
-    由每分钟的到期巡检分批发送（``queued``）。"""
-    counts = {"sent": 0, "failed": 0, "unconfirmed": 0, "skipped": 0}
-    if not notice_ids:
-        return counts
-    with session() as s:
-        ids = list(s.exec(select(Notification.id).where(Notification.notice_id.in_(notice_ids))).all())
-    if len(ids) > policy.get("notifications", "inline_max", default=200):
-        get_run_logger().info("%d 条消息已排队，由到期巡检（sweep-deadlines）分批发送", len(ids))
-        return {**counts, "queued": len(ids)}
-    return deliver(ids)
 
 
 def when_text(dt) -> str:

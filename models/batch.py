@@ -1,6 +1,6 @@
 """Batch mode: many transitions in one transaction, written back with few statements.
 
-The sweep acts on a batch of due obligations in ONE transaction (``tasks.sweep``), after
+The sweep acts on a batch of due obligations in ONE transaction (``models.sweep``), after
 locking the batch's obligations and cases. Inside such a transaction (``s.info["batch"]``):
 
 - gapless counters (case ids, 发文字号, notice numbers) are incremented in memory after the

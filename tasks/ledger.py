@@ -10,13 +10,18 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from models import policy
 from models.case import Case, Obligation, ObligationStatus
-from models.clock import deadline_text, iso, local, now
+from models.clock import deadline_text, iso, local, now, pinned_note
+from models.db import session
 from models.deadlines import overdue_by
 from models.org import OrgUnit, Person, holders
+from models.outbox import unconfirmed_count
 from models.processes import obligation_label, step_label
 
 #: Not yet fulfilled: open, or missed and still to do.
@@ -80,3 +85,38 @@ def overdue_counts(s: Session, at: datetime | None = None) -> Counter:
     )
     return Counter({(name, obligation_label(kind), f"{step} {step_label(kind, step)}"): n
                     for name, kind, step, n in s.exec(q).all()})
+
+
+def count_overdue() -> int:
+    """How many obligations are overdue now (the 督办台账's total)."""
+    with session() as s:
+        return sum(overdue_counts(s).values())
+
+
+@task(name="refresh-overdue-ledger")
+def refresh_ledger() -> int:
+    """刷新督办台账（表格）和汇总（Markdown）。"""
+    limit = policy.get("sweep", "ledger_artifact_rows", default=1000)
+    with session() as s:
+        rows = ledger_rows(s, overdue=True, limit=limit)
+        per_unit = overdue_counts(s)
+    total = sum(per_unit.values())
+    table = [
+        {"单位": f"{r['unit']} {r['unit_name']}", "案件": r["case"], "义务": r["obligation"],
+         "义务名称": r["obligation_label"], "时限": r["due_text"], "逾期": r["overdue_by"], "阶梯": r["step"],
+         "督办环节": r["step_label"],
+         "责任人": "、".join(p["name"] for p in r["responsible"]),
+         "日历未确认": "是" if r["calendar_unconfirmed"] else ""}
+        for r in rows
+    ]
+    shown = f"（表格显示时限最早的 {len(rows)} 项，全部见 dutyflow ledger --overdue）" if total > len(rows) else ""
+    create_table_artifact(table, key="overdue-ledger", description=f"督办台账（逾期事项）{shown}{pinned_note()}")
+    md = ["# 督办台账汇总", "", f"逾期事项 {total} 项{shown}。{pinned_note()}", "",
+          "| 单位 | 义务 | 督办环节 | 数量 |", "|---|---|---|---|"]
+    md += [f"| {u} | {ob} | {st} | {n} |" for (u, ob, st), n in sorted(per_unit.items())]
+    unknown = unconfirmed_count()
+    if unknown:  # the request left, no answer came: a person asks the recipient and settles it
+        md += ["", f"另有结果不明的通知 {unknown} 条：不自动重发，请向收件人核实后用 "
+                   "`dutyflow outbox settle` 处理（`dutyflow outbox` 列出）。"]
+    create_markdown_artifact("\n".join(md), key="overdue-summary", description="督办台账汇总")
+    return total

@@ -45,9 +45,11 @@ import apprise
 import requests
 from apprise.decorators import notify as _apprise_notify
 from apprise.logger import logger as _apprise_logger
+from prefect import get_run_logger, task
 from sqlalchemy import Engine, bindparam, or_, update
 from sqlmodel import select
 
+from models import policy
 from models.clock import now, pinned_note
 from models.db import engine, home, session
 from models.masking import mask, mask_text, secrets_of
@@ -592,3 +594,29 @@ def deliver_due(budget_seconds: float, *, limit: int = 500) -> dict:
             total[k] += counts[k]
         if sum(counts.values()) < limit or time.monotonic() - started >= budget_seconds:
             return total
+
+
+# ---------------------------------------------------------------- Prefect tasks
+
+
+@task(name="deliver-notifications", retries=0)
+def deliver_notifications(notice_ids: list[str]) -> dict:
+    """按通知单发送（Apprise）；结果逐人记录，失败的由定时巡检按退避重发。
+    待发消息多于 policy ``notifications.inline_max`` 时（如发给全部社区的通知）不在流程内等待，
+    由每分钟的到期巡检分批发送（``queued``）。"""
+    counts = {"sent": 0, "failed": 0, "unconfirmed": 0, "skipped": 0}
+    if not notice_ids:
+        return counts
+    with session() as s:
+        ids = list(s.exec(select(Notification.id).where(Notification.notice_id.in_(notice_ids))).all())
+    if len(ids) > policy.get("notifications", "inline_max", default=200):
+        get_run_logger().info("%d 条消息已排队，由到期巡检（sweep-deadlines）分批发送", len(ids))
+        return {**counts, "queued": len(ids)}
+    return deliver(ids)
+
+
+@task(name="retry-notifications")
+def retry_notifications() -> dict:
+    """发送待发通知、重发到期的失败通知（退避）；每次巡检最多用 policy
+    ``notifications.sweep_delivery_seconds`` 秒，未发完的下次巡检继续。"""
+    return deliver_due(policy.get("notifications", "sweep_delivery_seconds", default=40))

@@ -26,6 +26,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
+from prefect import task
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     FlowRunFilter,
@@ -41,6 +42,7 @@ from prefect.states import AwaitingRetry, Crashed
 
 from models import policy
 from models.db import only_one
+from tasks.runs import flow_run_id
 
 log = logging.getLogger("dutyflow.recovery")
 
@@ -155,3 +157,10 @@ def recover_interrupted_runs(own_run: str | None = None) -> dict:
             crashed = crash_stalled(client, now, own_run)
             again, given_up = redrive_crashed(client, now)
     return {"crashed": len(crashed), "rescheduled": len(again), "given_up": len(given_up)}
+
+
+@task(name="recover-interrupted-runs")
+def recover_runs() -> dict:
+    """找出工作节点失联而中断的运行（超过时限没有心跳），标记为中断并重新调度其中的业务办理；
+    同一运行再次执行时，已办理的不会重复办理（见 tasks/recovery.py）。"""
+    return recover_interrupted_runs(flow_run_id())

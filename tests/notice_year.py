@@ -27,7 +27,7 @@ def act(fn, model, **params):
 
 def sweep_at(when: str) -> None:
     from tasks.notify import deliver
-    from tasks.sweep import sweep
+    from models.sweep import sweep
 
     at(when)
     sweep()

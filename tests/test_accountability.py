@@ -198,7 +198,7 @@ def test_accepting_a_proposal_with_edits_revises_the_proposal_and_the_edits_stan
 
 
 def test_each_circumstance_is_proposed_once_whoever_notices_it(org):
-    from tasks.sweep import sweep
+    from models.sweep import sweep
 
     at("2026-11-20T09:30:00+08:00")
     c2 = incident(category="secret_leak", level="general", title="涉密文件外泄",
@@ -277,7 +277,7 @@ def test_two_transactions_proposing_at_once_make_one_proposal(org, monkeypatch):
 
 
 def test_c1_from_a_missed_handling_and_c2_from_a_relatively_major_personal_info_leak(org):
-    from tasks.sweep import sweep
+    from models.sweep import sweep
 
     at("2026-11-20T09:30:00+08:00")
     # a defacement reported in time, externally too: nothing yet; its handling (24 h) then missed
@@ -456,7 +456,7 @@ def _unrectified(*, verify_late: bool) -> str:
     网信办 verifies late (``verify_late``) or in time, fails the work, and SQ03 never fixes it:
     10 working days after the new due day the sweep proposes accountability (c4). Returns the
     proposal's id."""
-    from tasks.sweep import sweep
+    from models.sweep import sweep
 
     at("2026-06-01T10:00:00+08:00")
     rid = rect("notify", actor=OFFICE, unit="SQ03", source="X区网安〔2026〕3号通报", risk_level="high",
@@ -519,7 +519,7 @@ def test_the_climb_follows_the_same_problem_up_to_the_district(org):
     """The district notified the street of the same weak-password problem (WEAK-PWD); the
     street fixed it late, and the district never verified: the chain climbs to the street and
     then to the district (its posts are vacant in the demo org, shown as such)."""
-    from tasks.sweep import sweep
+    from models.sweep import sweep
 
     at("2026-06-01T10:00:00+08:00")
     street = rect("notify", actor=OFFICE, unit="JD01", issuer="QU01", source="X区网安〔2026〕3号通报",
@@ -584,7 +584,7 @@ def test_an_added_person_takes_the_role_given(org):
 
 def test_a_decision_with_no_forms_closes_at_once(org, sink):
     from tasks.notify import deliver
-    from tasks.sweep import sweep
+    from models.sweep import sweep
 
     at("2026-03-05T10:00:00+08:00")
     cid = core("open", actor=OFFICE, unit="SQ03", circumstance="c6_other", facts="事实", facts_date="2026-02-20",
@@ -634,7 +634,7 @@ def _others_of(obligations: list[dict], person: str) -> list[tuple]:
 
 def test_appeal_inside_the_window_keeps_the_decision_in_force(org, sink):
     from tasks.notify import deliver
-    from tasks.sweep import sweep
+    from models.sweep import sweep
 
     cid = _decided_case()
     deliver()
@@ -749,7 +749,7 @@ def test_an_appeal_left_undecided_past_its_month_is_chased_once_and_a_revoked_fo
 
     from models.accountability import imposes_accountability
     from models.notice import Notice
-    from tasks.sweep import sweep
+    from models.sweep import sweep
 
     cid = _decided_case()
     at("2026-03-20T10:00:00+08:00")
@@ -776,7 +776,7 @@ def test_the_appeal_window_runs_from_receipt_of_the_decision(org, sink):
     """Decided 3/5 but delivered only 3/9 (the channels were down): each window is computed
     again from that person's first delivery (4/9 24:00, not 4/7 24:00), never shortened."""
     from tasks.notify import deliver
-    from tasks.sweep import sweep
+    from models.sweep import sweep
 
     cid = _decided_case()
     before = {o["person"]: o["due_at"] for o in _obligations(cid) if o["kind"] == "appeal_window"}
@@ -795,7 +795,7 @@ def test_the_appeal_window_runs_from_receipt_of_the_decision(org, sink):
 
 def test_a_late_appeal_after_the_sweep_closed_the_case_is_refused_with_the_windows_end(org):
     from support import refused
-    from tasks.sweep import sweep
+    from models.sweep import sweep
 
     cid = _decided_case()
     printed = "2026年4月7日"  # decided 3/5, received at once: 4/5 + 清明 (4/4–4/6) → 4/7

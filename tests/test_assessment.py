@@ -39,7 +39,7 @@ def script_the_year() -> dict:
     from models import assessment as a
     from models import incident as i
     from models import rectification as r
-    from tasks.sweep import sweep
+    from models.sweep import sweep
 
     ids: dict = {}
     at("2026-11-30T10:00:00+08:00")
@@ -156,7 +156,7 @@ def test_a_scripted_year_start_self_assess_score_publish(org, sink, clock, tmp_p
     from models.case_view import case_json, load_case
     from models.notice import Notice
     from models.org import load_org
-    from tasks.sweep import sweep
+    from models.sweep import sweep
 
     ids = script_the_year()
     rect7 = ids["rect7"]
@@ -723,7 +723,7 @@ def test_a_self_assessment_due_in_an_unpublished_year_is_flagged_in_the_notice(o
     from support import run_flow
 
     from models.case_view import case_json, load_case
-    from tasks.sweep import sweep
+    from models.sweep import sweep
 
     clock("2026-12-20T10:00:00+08:00")
     out = run_flow("start-annual-assessment", actor="system", year=2026, units=["SQ01", "SQ02"])
@@ -787,7 +787,7 @@ def test_self_assessment_lateness_sticks_and_publication_ends_what_is_left(org, 
     from models.case import Obligation
     from models import assessment as a
     from tasks.ledger import ledger_rows
-    from tasks.sweep import sweep
+    from models.sweep import sweep
 
     at("2026-12-01T10:00:00+08:00")
     cycle = act(a.start, a.StartAssessmentRequest, actor="system", year=2026, units=["SQ01", "SQ02", "SQ03"]).case.id

@@ -237,7 +237,7 @@ def test_appends_and_sweep_batches_still_work_and_the_sweep_anchors_once_a_day(c
     from models.audit import AuditEvent
     from models.db import session
     from models.requests import validate_request
-    from tasks.sweep import sweep
+    from models.sweep import sweep
 
     def events() -> int:
         with session() as s:
@@ -266,7 +266,7 @@ def test_appends_and_sweep_batches_still_work_and_the_sweep_anchors_once_a_day(c
 
 
 def test_an_anchor_failure_never_fails_the_sweep(chain, monkeypatch, caplog):
-    from tasks.sweep import sweep
+    from models.sweep import sweep
 
     anchors_dir().parent.mkdir(parents=True, exist_ok=True)
     anchors_dir().write_text("not a directory")  # the anchor cannot be written

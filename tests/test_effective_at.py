@@ -71,7 +71,7 @@ def obligation_row(case_id: str, kind: str):
 
 
 def sweep_at(clock, when: str) -> dict:
-    from tasks.sweep import sweep
+    from models.sweep import sweep
 
     clock(when)
     return sweep()

@@ -301,7 +301,7 @@ def test_external_report_due_by_reporter_path(org, clock, path, due):
 
 def test_summary_reminder_says_when_its_time_limit_is_in_an_unannounced_year(org, clock):
     """A summary due in 2027 (holidays not yet announced): flagged, and the 催报通知 says so."""
-    from tasks.sweep import sweep
+    from models.sweep import sweep
 
     clock("2026-12-10T10:30:00+08:00")
     case_id = core("report-incident", **report_params(level="general", discovered_at="2026-12-10T10:00:00+08:00")).case.id

@@ -76,7 +76,7 @@ def test_loading_2027_moves_guessed_deadlines_and_clears_the_flag(org, clock):
 
     assert load_2027() == {"cases": 0, "confirmed": 0, "moved": 0, "notices": 0}  # nothing left to do
 
-    from tasks.sweep import sweep
+    from models.sweep import sweep
 
     sweep()  # the ladder is planned from the new due time: reminder 1 working day before
     _, obs = obligations(low)

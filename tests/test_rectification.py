@@ -49,7 +49,7 @@ def rectify(case: dict) -> dict:
 
 def sweep_at(when: str) -> dict:
     from tasks.notify import deliver
-    from tasks.sweep import sweep
+    from models.sweep import sweep
 
     os.environ["DUTYFLOW_NOW"] = when
     result = sweep()
@@ -266,7 +266,7 @@ def _rectify_ladder_data(case_id: str) -> list[dict]:
 def test_concurrent_sweeps_take_each_step_once(org, clock, batch_sizes):
     """Sweeps started together (different batch sizes interleave their row and counter locks
     differently; on PostgreSQL a deadlock between them is retried) take each step once."""
-    from tasks.sweep import sweep
+    from models.sweep import sweep
 
     clock("2026-09-18T10:00:00+08:00")
     ids = [core("notify", **notify_params(unit=f"SQ{i:02d}", problem_code=f"P{i}")).case.id for i in range(1, 13)]
@@ -301,7 +301,7 @@ def test_a_sweep_batch_that_deadlocks_is_run_again(org, clock, monkeypatch, capl
     import psycopg
     from sqlalchemy.exc import OperationalError
 
-    from tasks import sweep as sweep_module
+    from models import sweep as sweep_module
 
     clock("2026-09-18T10:00:00+08:00")
     case_id = core("notify", **notify_params()).case.id
@@ -509,7 +509,7 @@ class TestRefusals:
 def test_a_failing_step_in_a_batch_leaves_the_other_steps_taken(org, clock, monkeypatch):
     """The fast batch path is redone step by step when one step fails: the failing one is
     logged and left for the next sweep, the others are taken once."""
-    import tasks.sweep as sweep_module
+    import models.sweep as sweep_module
     from models import rectification as r
 
     clock("2026-09-18T10:00:00+08:00")

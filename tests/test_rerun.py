@@ -62,7 +62,7 @@ def dialect() -> str:
 
 def deliver_for(notice_ids: list[str]) -> dict:
     """What run_action does after the core: deliver the notices' notifications."""
-    from flows.common import deliver_notifications
+    from tasks.notify import deliver_notifications
 
     return deliver_notifications.fn(notice_ids)
 
@@ -133,7 +133,7 @@ def test_another_action_in_the_same_run_is_refused(org, clock):
 def test_system_steps_are_not_keyed_by_the_run(org, clock):
     """The sweep takes many steps in one run (actor system): none is recorded or replayed."""
     from models.case import ActionRun
-    from tasks.sweep import sweep
+    from models.sweep import sweep
 
     clock("2026-09-18T10:00:00+08:00")
     for i in (1, 2, 3):
