@@ -64,7 +64,7 @@ if str(HERE) not in sys.path:
 
 import bench_foundation as bf  # noqa: E402  (also puts the project root on sys.path)
 from bench_foundation import (  # noqa: E402
-    COMMUNITIES, NOW, ROWS, Databases, Sink, backend_of, check, count, fresh_db, row, say,
+    COMMUNITIES, NOW, Databases, Sink, backend_of, check, count, fresh_db, row, say,
 )
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -5,8 +5,10 @@ import csv
 import datetime as dt
 import os
 import re
+from pathlib import Path
 
 import pytest
+import yaml
 from conftest import db_state
 
 from models.db import session
@@ -346,6 +348,24 @@ def test_a_scripted_year_start_self_assess_score_publish(org, sink, clock, tmp_p
     assert "- 一票否决：考核材料弄虚作假（考核组认定：演练记录系事后补做）\n" in text
     assert "- 一票否决：封锁、瞒报网络安全事件（" + ids["inc8"] + "）\n" in text
     assert text.count("## ") == 12 and text.count("自动计分变动") == 1
+    # past policy assessment.artifact_units the artifacts list the first units and count the rest
+    policy_file = tmp_path / "policy-few.yaml"
+    shipped = yaml.safe_load((Path(__file__).resolve().parent.parent / "deployments" / "policy.yaml").read_text(
+        encoding="utf-8"))
+    shipped["assessment"]["artifact_units"] = 3
+    policy_file.write_text(yaml.safe_dump(shipped, allow_unicode=True), encoding="utf-8")
+    monkeypatch.setenv("DUTYFLOW_POLICY", str(policy_file))
+    from tasks.export import publish_results
+
+    publish_results.fn(2026)
+    with get_client(sync_client=True) as client:
+        few = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=["assessment-2026", "assessment-2026-deductions"])))
+    few = {a.key: a for a in sorted(few, key=lambda a: a.created)}  # the newest of each key
+    table, notes = few["assessment-2026"], few["assessment-2026-deductions"]
+    assert len(json.loads(table.data) if isinstance(table.data, str) else table.data) == 3
+    assert "共 12 个单位，此处列出名次最前的 3 个；全部单位见导出文件 " in table.description
+    assert notes.data.count("## ") == 3 and "共 12 个单位，此处列出名次最前的 3 个" in notes.data
     with session() as s:
         case = case_json(s, load_case(s, cycle))
         [notice] = s.exec(select(Notice).where(Notice.case_id == cycle, Notice.kind == "assessment_result")).all()

@@ -6,9 +6,7 @@ channels and do not depend on the notify module being finished.
 from __future__ import annotations
 
 import re
-import sys
 import threading
-import types
 from datetime import datetime, timezone
 
 import pytest
@@ -43,7 +41,8 @@ CASE_ID = "INC-2026-0001"
 
 @pytest.fixture
 def queued(monkeypatch):
-    """Stub ``tasks.notify`` (lazily imported by issue_notice); records the notices."""
+    """Stub the outbox's queue (``models.outbox.queue_notifications``, as issue_notice calls
+    it); records the notices."""
     calls: list[str] = []
     lock = threading.Lock()
 
@@ -52,9 +51,7 @@ def queued(monkeypatch):
             calls.append(notice.id)
         return []
 
-    mod = types.ModuleType("tasks.notify")
-    mod.queue_notifications = queue_notifications
-    monkeypatch.setitem(sys.modules, "tasks.notify", mod)
+    monkeypatch.setattr(notices, "queue_notifications", queue_notifications)
     return calls
 
 
