@@ -11,7 +11,7 @@ from prefect.schedules import Cron
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.utilities.callables import parameter_schema
 
-from deployments.gateway import login_required, without_actor
+from deployments.settings import login_required, without_actor
 from flows.registry import flows
 from models import policy
 from models.choices import apply_choices, choices

@@ -102,7 +102,7 @@ def _anonymous_status(api_url: str, timeout: float = 5) -> int:
 
 
 def _login() -> Finding:
-    from deployments.gateway import LOOPBACK, login_required
+    from deployments.settings import LOOPBACK, login_required
     from deployments.serve import _healthy, running_api_url
 
     url = os.environ.get("PREFECT_API_URL") or running_api_url()

@@ -52,6 +52,7 @@ from starlette.requests import Request
 from starlette.status import WS_1008_POLICY_VIOLATION
 
 from flows.registry import flows, request_model
+from deployments.settings import LOOPBACK, login_required, without_actor
 from models import authority, policy
 from models.account import SERVICE, Login, LoginRefused, is_service, proxied, verify_password
 from models.db import session
@@ -70,7 +71,6 @@ _DEPLOYMENT_WRITE = re.compile(r"^/deployments(/[0-9a-fA-F-]{36})?/?$")
 _SERVICE_ONLY_SOCKETS = ("/events/in", "/task_runs/subscriptions", "/work_pools/")
 MAX_BODY = 4 * 1024 * 1024
 MAX_SERVICE_BODY = 256 * 1024 * 1024  # a deployment's form: its pickers list every unit and person
-LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 class Refusal(Exception):
@@ -135,18 +135,6 @@ class Authenticator:
         except (binascii.Error, UnicodeDecodeError):
             raise LoginRefused("认证信息不是有效的 Base64") from None
         return self.from_basic(credential)
-
-
-def without_actor(definitions: dict) -> None:
-    """The forms no longer ask who you are: the gateway binds ``request.actor`` to the
-    logged-in person, then validates the whole request with the domain's model, ``actor``
-    included. Takes the field out of a form's request definitions, in place."""
-    for definition in (definitions or {}).values():
-        props = definition.get("properties") or {}
-        if "actor" in props and "effective_at" in props:  # a flow's request (models.requests.Request)
-            del props["actor"]
-            definition["required"] = [r for r in definition.get("required", []) if r != "actor"]
-            definition.pop("additionalProperties", None)
 
 
 def _delay() -> float:
@@ -447,11 +435,6 @@ def install(app) -> None:
             return None
 
     subscriptions.accept_prefect_socket = accept_prefect_socket
-
-
-def login_required() -> bool:
-    """Login is on unless ``DUTYFLOW_LOGIN=off`` says otherwise (doctor warns about that)."""
-    return os.environ.get("DUTYFLOW_LOGIN", "on").strip().lower() not in ("off", "0", "false", "no")
 
 
 def wrap(app):

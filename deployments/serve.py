@@ -93,7 +93,7 @@ def serve(host: str = "127.0.0.1", port: int = 4200, demo: bool = True) -> int:
     if demo:
         _load_demo_if_empty()
     api_url = f"http://{host}:{port}/api"
-    from deployments.gateway import login_required
+    from deployments.settings import login_required
     from models.account import service_auth_string
 
     os.environ["PREFECT_API_AUTH_STRING"] = service_auth_string(create=True)  # this process and its runs
