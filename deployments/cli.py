@@ -457,6 +457,13 @@ def cmd_serve(args) -> int:
     return serve(args.host, args.port)
 
 
+def cmd_worker(args) -> int:
+    from deployments.worker import start
+
+    start(args.pool, name=args.name, limit=args.limit)
+    return 0
+
+
 def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -582,6 +589,12 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--host", default="127.0.0.1")
     sp.add_argument("--port", type=int, default=4200)
     sp.set_defaults(func=cmd_serve)
+
+    sp = sub.add_parser("worker", help="a process worker of a work pool whose runs start from a preloaded process")
+    sp.add_argument("--pool", required=True, help="the work pool (type process), e.g. dutyflow")
+    sp.add_argument("--name", help="worker name (default: Prefect's)")
+    sp.add_argument("--limit", type=int, help="at most this many runs at once")
+    sp.set_defaults(func=cmd_worker)
 
     sp = sub.add_parser("outbox", help="notifications whose outcome is unknown (结果不明), and settling them")
     sp.add_argument("--case", help="only this case")

@@ -19,17 +19,8 @@ from __future__ import annotations
 import multiprocessing
 import types
 
-from flows.registry import FLOW_MODULES
-
-#: What the fork server imports once, so a run does not: Prefect's engine, every flow and
-#: task module, and the libraries a run reaches for (notices, documents, notifications).
-#: Importing opens no database connection and starts no thread: a fork inherits neither.
-PRELOAD = [
-    "prefect", "prefect.flow_engine", "deployments.deployments", "flows.registry",
-    *(f"flows.{name}" for name in FLOW_MODULES),
-    *(f"tasks.{name}" for name in ("documents", "export", "ledger", "notify", "sweep")),
-    "apprise", "docx", "weasyprint",
-]
+#: What the fork server imports once, so a run does not (``deployments/preload.py``).
+PRELOAD = ["deployments.preload"]
 
 
 def serve(deployments: list, pause_on_shutdown: bool = False) -> None:

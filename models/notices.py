@@ -188,6 +188,16 @@ def template_name(kind: str, ext: str) -> str:
     return f"{kind}.{ext}.j2"
 
 
+def compile_templates() -> int:
+    """Compile every notice template once into its environment's cache (a process that
+    forks runs, such as the fork server, does it before the first fork); returns how many."""
+    names = [(env, name) for ext, env in OUTPUTS.items()
+             for name in env.list_templates(filter_func=lambda n: n.endswith(f".{ext}.j2"))]
+    for env, name in names:
+        env.get_template(name)
+    return len(names)
+
+
 # --------------------------------------------------------------------------- letterhead
 
 #: Layout fields of :class:`Letterhead` → the GB/T 9704 element each one carries.
