@@ -4,7 +4,8 @@ registry and schedules as ``dutyflow serve``, so the two never disagree.
 Beyond one machine, the flows run from a ``process`` work pool: every worker machine has
 this code installed (``bash deployments/serve.sh`` installs it; or ``pip install -e .``),
 ``DUTYFLOW_CODE_DIR`` pointing at it and the shared ``DUTYFLOW_DATABASE_URL``, and runs
-``prefect worker start --pool dutyflow`` (with ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY=30``, so a
+``dutyflow worker --pool dutyflow`` (Prefect's process worker, each run forked from a
+preloaded process: ``deployments/worker.py``; with ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY=30``, so a
 dead worker's runs are found within ``runs.stall_seconds``: ``tasks/recovery.py``);
 ``prefect deploy --all`` (from the code directory) registers the deployments below. The server
 runs behind the login gateway, which checks every new run's request with the domain's own

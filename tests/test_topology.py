@@ -1,6 +1,6 @@
 """The production topology (SPEC §6): a Prefect server on PostgreSQL, the domain database on
 PostgreSQL, deployments from ``deployments/prefect.yaml`` on a ``process`` work pool, and two
-workers (``prefect worker start --pool dutyflow``) taking runs at once — the sweep's schedule
+workers (``dutyflow worker --pool dutyflow``: Prefect's process worker, runs forked) taking runs at once — the sweep's schedule
 and manual sweeps on both. Incidents and risks are submitted together while a seeded
 schedule kills a worker with kill -9 (the worker and every flow run it started, as when its
 machine dies) and starts another in its place: 10 + 10 runs and 5 kills here, 50 + 50 and 20
@@ -141,7 +141,7 @@ class Topology:
 
     def start_worker(self, name: str) -> None:
         self.workers[name] = subprocess.Popen(
-            [str(BIN / "prefect"), "worker", "start", "--pool", "dutyflow", "--name", name, "--limit", "4"],
+            [str(BIN / "dutyflow"), "worker", "--pool", "dutyflow", "--name", name, "--limit", "4"],
             cwd=ROOT, env=self.env, start_new_session=True,
             stdout=open(self.tmp / f"{name}.log", "wb"), stderr=subprocess.STDOUT)
 
