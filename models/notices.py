@@ -429,26 +429,50 @@ COPY_MARK = "COPYNO7f3a9c2e"
 class Copies:
     """Every recipient's numbered copy of one notice (份号 per copy, GB/T 9704). The body is
     rendered once, with a mark where the 份号 goes; each copy is that body with its number
-    put in — so a notice to N recipients costs one render, not N."""
+    put in — so a notice to N recipients costs one render, not N.
 
-    def __init__(self, notice):
+    ``max_chars`` bounds what one message carries (policy ``notifications.message_max_chars``):
+    a longer notice (the 考核结果通报 lists every unit) goes as its opening lines and a last
+    line saying how long the whole is and where to read it; the opening is cut once, and each
+    copy stamps its number into that, so every message costs the same whatever the notice's
+    length. ``None``: whole copies."""
+
+    def __init__(self, notice, max_chars: int | None = None):
         self.notice = notice
         self.numbers = {p: i + 1 for i, p in enumerate(dict.fromkeys(notice.recipients or []))}
         lh = (notice.context or {}).get("letterhead")
         self.numbered = bool(self.numbers) and isinstance(lh, dict)
+        self.whole = len((notice.text or "").rstrip("\n"))
+        cut = max_chars is not None and self.whole > max_chars
+
+        def bounded(html: str, text: str) -> tuple[str, str]:
+            return ("", _excerpt(text, max_chars, self.whole, notice)) if cut else (html, text)
+
+        self.plain = bounded(notice.html or "", notice.text or "")
         if self.numbered:
-            self.html, self.text = render(notice.kind, {**notice.context, "letterhead": {**lh, "copy_no": COPY_MARK}})
+            self.marked = bounded(*render(notice.kind, {**notice.context, "letterhead": {**lh, "copy_no": COPY_MARK}}))
 
     def number(self, person: str) -> str:
         """``person``'s 份号: their place among the recipients, 6 digits ('' if not one)."""
         return f"{self.numbers[person]:06d}" if person in self.numbers else ""
 
     def of(self, person: str) -> tuple[str, str]:
-        """(html, text) of ``person``'s copy; the notice as stored for anyone else."""
+        """(html, text) of ``person``'s copy ('' html when only an excerpt goes); the notice as
+        stored (no 份号) for anyone else."""
         number = self.number(person)
         if not self.numbered or not number:
-            return self.notice.html, self.notice.text
-        return self.html.replace(COPY_MARK, number), self.text.replace(COPY_MARK, number)
+            return self.plain
+        html, text = self.marked
+        return html.replace(COPY_MARK, number), text.replace(COPY_MARK, number)
+
+
+def _excerpt(text: str, max_chars: int, whole: int, notice) -> str:
+    """The opening whole lines of ``text`` within ``max_chars``, and where the rest is."""
+    cut = text.rfind("\n", 0, max_chars)
+    head = text[:cut if cut > 0 else max_chars].rstrip()
+    ref = f"{notice.doc_number}，" if notice.doc_number else ""
+    return (f"{head}\n……\n（以上为节选；全文共 {whole} 字，见 dutyflow 通知 {notice.id}"
+            f"（{ref}可在界面或以 dutyflow notice render 取得）。）\n")
 
 
 def copy_for(notice, person: str) -> tuple[str, str]:

@@ -223,8 +223,10 @@ class _Message:
 
 
 def _message(notice: Notice, person: str, copies: dict[int, Copies] | None = None) -> _Message:
-    """``person``'s copy of ``notice`` (its own 份号); a classified notice only alerts.
-    ``copies`` keeps each notice's body rendered once across its recipients."""
+    """``person``'s copy of ``notice`` (its own 份号); a classified notice only alerts. A
+    notice longer than policy ``notifications.message_max_chars`` goes as its opening and
+    where to read the whole. ``copies`` keeps each notice's body rendered once across its
+    recipients."""
     note = pinned_note()
     if notice.classified:
         body = f"{note}\n{CLASSIFIED_BODY}" if note else CLASSIFIED_BODY
@@ -235,7 +237,7 @@ def _message(notice: Notice, person: str, copies: dict[int, Copies] | None = Non
     if copies is None:
         copies = {}
     if notice.id not in copies:
-        copies[notice.id] = Copies(notice)
+        copies[notice.id] = Copies(notice, policy.get("notifications", "message_max_chars", default=None))
     html, text = copies[notice.id].of(person)
     text = text or notice.title
     html = html or None

@@ -169,6 +169,25 @@ def test_issue_notice_stores_and_queues(rows, monkeypatch):
         assert notices.rerender(stored) == (stored.html, stored.text)
 
 
+def test_a_message_carries_a_long_notice_as_its_opening_and_says_where_the_whole_is(rows, monkeypatch):
+    """Above ``max_chars`` each copy is the opening whole lines, numbered, and a last line with
+    the whole's length and where to read it; the html (e-mail) is left out; shorter notices
+    and non-recipients are unchanged."""
+    monkeypatch.setenv("DUTYFLOW_NOW", "2026-11-28T09:30:00+08:00")
+    with session() as s:
+        stored = s.get(Notice, issue(s).id)
+        s.expunge(stored)
+    whole = len(stored.text.rstrip("\n"))
+    assert notices.Copies(stored, whole).of("p-zhang") == notices.copy_for(stored, "p-zhang")
+    html, text = notices.Copies(stored, 120).of("p-zhang")
+    assert html == ""
+    head, _, tail = text.partition("\n……\n")
+    assert "份号：000001" in head and len(head) <= 120 and notices.copy_for(stored, "p-zhang")[1].startswith(head)
+    assert tail == f"（以上为节选；全文共 {whole} 字，见 dutyflow 通知 {stored.id}（{stored.doc_number}，" \
+                   "可在界面或以 dutyflow notice render 取得）。）\n"
+    assert "份号" not in notices.Copies(stored, 120).of("p-other")[1]
+
+
 def test_gapless_under_concurrency(rows):
     errors: list[BaseException] = []
 
