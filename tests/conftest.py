@@ -13,6 +13,20 @@ import pytest
 
 PG_URL = os.environ.get("DUTYFLOW_TEST_POSTGRES_URL")
 
+#: The longest tests (the topology with its crash waits, a served instance, the browser, the
+#: CLI in subprocesses) start first: with parallel workers (tests/run.sh, pytest-xdist) none
+#: of them is left running alone at the end.
+LONGEST_FIRST = ("test_topology.py", "test_browser.py", "test_gateway.py", "test_serve.py", "test_cli.py",
+                 "test_bad_input.py", "test_documents.py")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        name = item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)
+
 
 def _admin():
     import sqlalchemy as sa

@@ -150,6 +150,7 @@ def test_a_scripted_year_start_self_assess_score_publish(org, sink, clock, tmp_p
     from openpyxl import load_workbook
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, ArtifactFilterType
+    from prefect.client.schemas.sorting import ArtifactSort
     from sqlmodel import select
     from support import refused, run_flow
 
@@ -327,13 +328,14 @@ def test_a_scripted_year_start_self_assess_score_publish(org, sink, clock, tmp_p
     assert values[1][:6] == ("SQ01", "东风社区", "张秀英", 99, "优秀", 1)
     assert {v[0]: (v[3], v[4], v[5]) for v in values[1:]} == expected()  # every row, as numbers
     assert [v[2] for v in values[1:]] == [by_unit[v[0]]["社区书记（12月31日在任）"] for v in values[1:]]
-    with get_client(sync_client=True) as client:
-        arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["assessment-2026"])))
-        [md] = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["assessment-2026-deductions"])))
+    with get_client(sync_client=True) as client:  # this publication's (the session's harness holds other tests')
+        def latest(key: str):
+            return client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+                                         sort=ArtifactSort.CREATED_DESC, limit=1)[0]
+        table, md = latest("assessment-2026"), latest("assessment-2026-deductions")
         arts_progress = client.read_artifacts(artifact_filter=ArtifactFilter(type=ArtifactFilterType(any_=["progress"])))
     assert any(p.data == 100.0 for p in arts_progress)
-    table_rows = json.loads(arts[-1].data) if isinstance(arts[-1].data, str) else arts[-1].data
+    table_rows = json.loads(table.data) if isinstance(table.data, str) else table.data
     assert [(r["单位"], r["名次"], r["等次"]) for r in table_rows][:2] == [("东风社区", 1, "优秀"), ("红旗社区", 2, "优秀")]
     # the markdown artifact: every unit's deductions with their records, vetoes and changes
     text = md.data
