@@ -217,15 +217,17 @@ def cmd_run(args) -> int:
     apply_offline_settings()
     if not args.verbose:  # the error line or the JSON result is the output; logs are in the UI
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
-    api = _use_prefect_api()
-    from flows.registry import flows, request_model
+    from models.processes import requests
     from models.requests import validate_request
 
-    registry = flows()
-    if args.flow not in registry:
-        raise DomainError(f"未知流程 '{args.flow}'；可用：{', '.join(registry)}", "FLOW")
-    fl = registry[args.flow]
-    request = validate_request(request_model(fl), params)
+    models = requests()  # the request is checked before Prefect loads: a refusal answers at once
+    if args.flow not in models:
+        raise DomainError(f"未知流程 '{args.flow}'；可用：{', '.join(models)}", "FLOW")
+    request = validate_request(models[args.flow], params)
+    api = _use_prefect_api()
+    from flows.registry import flows
+
+    fl = flows()[args.flow]
     result = fl(request=request)
     print(api, file=sys.stderr)
     _print_json(result)

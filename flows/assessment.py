@@ -20,13 +20,13 @@ from models.assessment import (
 from tasks.export import publish_results
 
 
-@flow(name="record-activity", validate_parameters=True)
+@flow(name=RecordActivityRequest.FLOW, validate_parameters=True)
 def record_activity(request: RecordActivityRequest) -> dict:
     """登记全年工作记录（专题会议、培训、应急演练、宣传），年度考核据此自动计分。"""
     return run_action(core.record_activity, request, "工作记录")
 
 
-@flow(name="start-annual-assessment", validate_parameters=True)
+@flow(name=StartAssessmentRequest.FLOW, validate_parameters=True)
 def start_annual_assessment(request: StartAssessmentRequest = StartAssessmentRequest()) -> dict:
     """启动年度检查考核（每年 12 月 1 日自动运行）：按全年记录为每个社区自动计分（批量计算），
     下发《考核通知》，开启 10 个工作日的自评时限；同一年度只启动一次。"""
@@ -50,19 +50,19 @@ def _with_progress(action, request, headline: str, description: str) -> dict:
     return out
 
 
-@flow(name="submit-self-assessment", validate_parameters=True)
+@flow(name=SelfAssessmentRequest.FLOW, validate_parameters=True)
 def submit_self_assessment(request: SelfAssessmentRequest) -> dict:
     """提交年度考核自评（人工评分项逐项自评打分并说明）。"""
     return run_action(core.self_assess, request, "考核自评")
 
 
-@flow(name="score-assessment", validate_parameters=True)
+@flow(name=ScoreAssessmentRequest.FLOW, validate_parameters=True)
 def score_assessment(request: ScoreAssessmentRequest) -> dict:
     """考核组评分：逐个单位（单位 + 得分）或批量（评分表）录入人工评分项得分、加分和一票否决情况；重新评分覆盖该单位原评分。"""
     return run_action(core.score, request, "考核评分")
 
 
-@flow(name="publish-assessment", validate_parameters=True)
+@flow(name=PublishAssessmentRequest.FLOW, validate_parameters=True)
 def publish_assessment(request: PublishAssessmentRequest) -> dict:
     """通报考核结果：按截至 12 月 31 日 24 时（或通报时，以较早者为准）的全年记录重新自动计分，
     总分 = 自动计分 + 人工评分 + 加分，一票否决为不合格；排名（并列同名次）；自动计分较启动时有变动的逐项说明；

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from datetime import date
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
@@ -161,6 +161,8 @@ class OpenAccountabilityRequest(Request):
     班子成员承担主要领导责任，其他参与者承担重要领导责任，明确表示不同意见的和未参与决策的不承担该项决策的责任。
     """
 
+    FLOW: ClassVar[str] = "open-accountability"
+
     case_id: CaseId = Field(default="", title="问责建议", description="采纳问责建议时选择（也可填写编号，如 ACC-2026-0001）",
                             json_schema_extra=picks("case:accountability"))
     unit: UnitCode = Field(default="", title="责任单位", description="人工立案时选择", json_schema_extra=picks("unit"))
@@ -180,6 +182,8 @@ class OpenAccountabilityRequest(Request):
 class DismissAccountabilityRequest(Request):
     """不予问责：对问责建议作出不予问责的决定（须说明理由）。"""
 
+    FLOW: ClassVar[str] = "dismiss-accountability"
+
     case_id: CaseId = Field(title="问责建议", json_schema_extra=picks("case:accountability"))
     reason: str = Field(title="理由", min_length=1)
 
@@ -187,6 +191,8 @@ class DismissAccountabilityRequest(Request):
 class RecordAccountabilityDecisionRequest(Request):
     """记录有管理权限的党组织作出的问责决定（每人的问责方式），生成《问责决定》并送达；被问责人员每人 1 个月申诉期，
     无人被问责的决定作出即办结。"""
+
+    FLOW: ClassVar[str] = "record-accountability-decision"
 
     case_id: CaseId = Field(title="问责案件", json_schema_extra=picks("case:accountability"))
     forms: dict[str, list[PersonForm]] = Field(title="问责方式", description="{人员编号: [通报, 诫勉, …]}；空列表为不予问责")
@@ -202,6 +208,8 @@ class RecordAccountabilityDecisionRequest(Request):
 class FileAppealRequest(Request):
     """被问责人员（或被问责党组织）在收到问责决定 1 个月内提出申诉（期限届满后不予受理）；申诉期间不停止决定的执行。"""
 
+    FLOW: ClassVar[str] = "file-appeal"
+
     case_id: CaseId = Field(title="问责案件", json_schema_extra=picks("case:accountability"))
     person: PersonId = Field(title="申诉人", description="被问责人员；被问责党组织申诉时选择该单位",
                              json_schema_extra=picks("appellant"))
@@ -210,6 +218,8 @@ class FileAppealRequest(Request):
 
 class DecideAppealRequest(Request):
     """作出申诉处理决定（维持或变更原决定），1 个月内办结。"""
+
+    FLOW: ClassVar[str] = "decide-appeal"
 
     case_id: CaseId = Field(title="问责案件", json_schema_extra=picks("case:accountability"))
     person: PersonId = Field(title="申诉人", description="被问责人员；被问责党组织申诉时选择该单位",

@@ -17,7 +17,7 @@ import re
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -123,6 +123,8 @@ MACHINE = Machine(
 class RecordActivityRequest(Request):
     """登记全年工作记录：专题会议、培训、应急演练、宣传。年度考核据此自动计分。"""
 
+    FLOW: ClassVar[str] = "record-activity"
+
     unit: UnitCode = Field(title="单位", json_schema_extra=picks("unit"))
     kind: ActivityKind = Field(title="类型")
     date: dt.date = Field(title="日期")
@@ -134,6 +136,8 @@ class RecordActivityRequest(Request):
 class StartAssessmentRequest(Request):
     """启动年度网络安全责任制检查考核：按全年记录自动计分，下发考核通知，开启 10 个工作日的自评时限。"""
 
+    FLOW: ClassVar[str] = "start-annual-assessment"
+
     actor: PersonId = Field(default="system", title="操作人", description="定时任务为 system；人工启动选择办理人",
                             json_schema_extra=picks("person"))
     year: int = Field(default=0, ge=0, le=2100, title="考核年度", description="0 表示当年")
@@ -143,6 +147,8 @@ class StartAssessmentRequest(Request):
 
 class SelfAssessmentRequest(Request):
     """提交自评：对人工评分项逐项自评打分，并说明情况。"""
+
+    FLOW: ClassVar[str] = "submit-self-assessment"
 
     year: int = Field(title="考核年度")
     unit: UnitCode = Field(title="单位", json_schema_extra=picks("unit"))
@@ -163,6 +169,8 @@ class UnitScore(BaseModel):
 
 class ScoreAssessmentRequest(Request):
     """考核组评分：逐个单位（填写单位和得分）或批量（填写评分表）录入人工评分项得分、加分和一票否决情况。"""
+
+    FLOW: ClassVar[str] = "score-assessment"
 
     year: int = Field(title="考核年度")
     unit: UnitCode = Field(default="", title="单位", description="逐个单位评分时选择；批量评分请用评分表",
@@ -188,6 +196,8 @@ class ScoreAssessmentRequest(Request):
 
 class PublishAssessmentRequest(Request):
     """通报考核结果：计算总分、等次和名次，生成《考核结果通报》和供社区书记年底考核使用的导出表，通知各单位主要负责人。"""
+
+    FLOW: ClassVar[str] = "publish-assessment"
 
     year: int = Field(title="考核年度")
 

@@ -4,6 +4,7 @@ and the level suggestion of the 分级指南. The flow (flows/incident.py) is th
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -80,6 +81,8 @@ class ReportIncidentRequest(Request):
     处置时限，生成《事件报告》并通知本单位网络安全负责人、直接责任人、第一责任人和街道网信办。
     """
 
+    FLOW: ClassVar[str] = "report-incident"
+
     unit: UnitCode = Field(title="发生单位", description="单位（也可填写单位代码，如 SQ03）", json_schema_extra=picks("unit"))
     category: IncidentCategory = Field(title="事件类别")
     level: IncidentLevel = Field(title="事件级别", description="按《网络安全事件分级指南》；系统会按影响数据提示建议级别")
@@ -106,6 +109,8 @@ class UpdateIncidentRequest(Request):
     填写对外报告时间即视为完成对外报告；勾选“处置完毕”后开启 30 日内报送总结报告的时限。
     """
 
+    FLOW: ClassVar[str] = "update-incident"
+
     case_id: CaseId = Field(title="事件", description="办理中的事件（也可填写事件编号，如 INC-2026-0001）",
                             json_schema_extra=picks("case:incident"))
     note: str = Field(title="续报内容", min_length=1)
@@ -117,6 +122,8 @@ class UpdateIncidentRequest(Request):
 
 class SubmitIncidentSummaryRequest(Request):
     """报送事件处置总结报告（原因、处置、危害、责任追究、整改和教训），事件办结。"""
+
+    FLOW: ClassVar[str] = "submit-incident-summary"
 
     case_id: CaseId = Field(title="事件", json_schema_extra=picks("case:incident"))
     cause: str = Field(title="事件原因", min_length=1)

@@ -37,6 +37,17 @@ def modules() -> list[ModuleType]:
     return [module(name) for name in PROCESSES]
 
 
+def requests() -> dict[str, type]:
+    """Every action's name (SPEC §5) → its request model: each process's and the sweep's. The
+    CLI checks a request with it before it loads Prefect; the flows take the same models."""
+    found: dict[str, type] = {}
+    for mod in (*modules(), module("sweep")):
+        for value in vars(mod).values():
+            if isinstance(value, type) and value.__module__ == mod.__name__ and getattr(value, "FLOW", ""):
+                found[value.FLOW] = value
+    return found
+
+
 def machines() -> dict:
     """case kind → its :class:`models.statemachine.Machine` (the assessment's 工作记录 too)."""
     out = {}

@@ -6,6 +6,7 @@ Where is the 约谈 step decided? Here: ``ladders()`` below, with its figures in
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -69,6 +70,8 @@ class NotifyRiskRequest(Request):
     整改（高/中/低风险 3/10/30 个工作日，或指定期限）时限；逾期按阶梯催办、约谈直至提出问责建议。
     """
 
+    FLOW: ClassVar[str] = "notify-risk"
+
     unit: UnitCode = Field(title="责任单位", description="单位（也可填写单位代码，如 SQ03）", json_schema_extra=picks("unit"))
     source: str = Field(title="问题来源", description="上级通报文号或检查名称", min_length=1)
     risk_level: RiskLevel = Field(title="风险等级")
@@ -84,12 +87,16 @@ class NotifyRiskRequest(Request):
 class AcknowledgeRiskRequest(Request):
     """签收整改通知。"""
 
+    FLOW: ClassVar[str] = "acknowledge-risk"
+
     case_id: CaseId = Field(title="整改事项", description="办理中的整改（也可填写整改编号，如 RECT-2026-0001）",
                             json_schema_extra=picks("case:rectification"))
 
 
 class SubmitRectificationRequest(Request):
     """报送整改报告（整改措施和佐证材料），等待下发单位复核验收。"""
+
+    FLOW: ClassVar[str] = "submit-rectification"
 
     case_id: CaseId = Field(title="整改事项", json_schema_extra=picks("case:rectification"))
     measures: str = Field(title="整改措施", min_length=1)
@@ -98,6 +105,8 @@ class SubmitRectificationRequest(Request):
 
 class VerifyRectificationRequest(Request):
     """复核验收：通过则销号；不通过则退回重新整改并重新计算整改期限（可指定新期限）。"""
+
+    FLOW: ClassVar[str] = "verify-rectification"
 
     case_id: CaseId = Field(title="整改事项", json_schema_extra=picks("case:rectification"))
     passed: bool = Field(title="验收通过")
@@ -109,6 +118,8 @@ class VerifyRectificationRequest(Request):
 class RequestExtensionRequest(Request):
     """延期申请：说明理由和申请的新期限，由下发单位审批。"""
 
+    FLOW: ClassVar[str] = "request-extension"
+
     case_id: CaseId = Field(title="整改事项", json_schema_extra=picks("case:rectification"))
     reason: str = Field(title="延期理由", min_length=1)
     new_due_at: RequestTime = Field(title="申请延至", description="北京时间")
@@ -116,6 +127,8 @@ class RequestExtensionRequest(Request):
 
 class DecideExtensionRequest(Request):
     """审批延期申请：批准则整改期限顺延、督办阶梯重新开始；不批准则原期限不变。"""
+
+    FLOW: ClassVar[str] = "decide-extension"
 
     case_id: CaseId = Field(title="整改事项", json_schema_extra=picks("case:rectification"))
     approved: bool = Field(title="批准延期")

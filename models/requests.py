@@ -19,7 +19,7 @@ import types
 import typing
 from datetime import date, datetime
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from annotated_types import MaxLen
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
@@ -256,6 +256,10 @@ def _check_times_in(value: Any, info: FieldInfo | None, loc: tuple) -> None:
 
 class Request(BaseModel):
     model_config = ConfigDict(extra="forbid", use_enum_values=False, str_strip_whitespace=True)
+
+    #: The action that takes this request: its flow's, deployment's and ``dutyflow run`` name
+    #: (SPEC §5), declared once here and read by the flow (``@flow(name=….FLOW)``).
+    FLOW: ClassVar[str] = ""
 
     actor: PersonId = Field(
         title="操作人",

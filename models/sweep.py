@@ -16,7 +16,9 @@ from __future__ import annotations
 import logging
 from contextlib import nullcontext
 from datetime import datetime
+from typing import ClassVar
 
+from pydantic import Field, field_validator
 from sqlalchemy import tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
@@ -30,9 +32,26 @@ from models.db import run_retrying, session
 from models.errors import DomainError
 from models.org import prefetch_org
 from models.processes import escalators
+from models.requests import Request
 from models.statemachine import Skip
 
 log = logging.getLogger("dutyflow.sweep")
+
+
+class SweepRequest(Request):
+    """到期巡检参数（一般无需填写）。"""
+
+    FLOW: ClassVar[str] = "sweep-deadlines"
+
+    actor: str = Field(default="system", title="操作人", description="定时巡检为 system；手动发起时可填写本人人员编号")
+    batch_size: int = Field(default=200, ge=1, le=10000, title="每批处理条数")
+
+    @field_validator("effective_at")
+    @classmethod
+    def _now_only(cls, value: str) -> str:
+        if value:
+            raise ValueError("巡检总按当前时间执行，不能补录（请留空）")
+        return value
 
 
 def due_query(at: datetime, limit: int, after: tuple | None = None):

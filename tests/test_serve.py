@@ -30,6 +30,16 @@ def test_every_flow_is_registered():
     assert set(flows()) == SPEC_FLOWS
 
 
+def test_each_flow_takes_the_request_model_that_names_it():
+    """The domain's list of actions (the CLI checks a request with it before loading Prefect)
+    is the flows' own: the same names, in the same order, each with its flow's model."""
+    from flows.registry import request_model
+    from models.processes import requests
+
+    assert list(requests()) == list(flows())
+    assert all(requests()[name] is request_model(fl) for name, fl in flows().items())
+
+
 def test_deployment_forms_carry_chinese_titles_and_descriptions(org):
     """Every field of every form (nested models included) has a Chinese title; units,
     persons and open cases are selects of Chinese labels from the registry, and the core
