@@ -28,7 +28,8 @@ unit measured in the same run (target ≥ 20×). Memory peak printed."
    ``flows.assessment.start_annual_assessment`` (timed), every unit scored through
    ``models.assessment.score`` with one table (timed apart: an operator action, not part
    of the target), ``flows.assessment.publish_assessment`` by the street principal
-   (timed). Target: start + publish < 60 s. Checks: one row per assessed unit, every row
+   (timed). Targets: start + publish < 60 s; with the sweep's delivery of every queued
+   message (both notices to every principal; issue 19) < 60 s as well. Checks: one row per assessed unit, every row
    has final/grade/rank after publication, CSV lines = units + 1, XLSX rows, the grade
    and veto distribution. The time inside each flow is split (core action, notification
    delivery, artifacts, exports) by wrapping — not changing — the project functions.
@@ -594,10 +595,12 @@ def run(args, sink, tmp: Path) -> None:
                 swept = start_swept + pub_swept
                 if swept:
                     row("2", "queued messages the sweep delivered after the flows", "SQLite", swept, "", fmt="{:,.0f}")
-                    row("2", "  sweep delivery time (not in the 60 s)", "SQLite", start_sweep_s + pub_sweep_s, "s",
-                        fmt="{:,.1f}")
+                    row("2", "  sweep delivery time", "SQLite", start_sweep_s + pub_sweep_s, "s", fmt="{:,.1f}")
                     row("2", "  sweep delivery rate", "SQLite", swept / max(1e-9, start_sweep_s + pub_sweep_s),
                         "msg/s", fmt="{:,.0f}")
+                if not prof:  # issue 19: the notices reach everyone within the same minute
+                    row("2", "start + publish + delivery of every notice", "SQLite",
+                        total + start_sweep_s + pub_sweep_s, "s", at_most=60, fmt="{:,.1f}")
 
             # ---- the naive variant
             sample = rnd.sample([u for u in units if u.startswith("SYN")], min(args.sample, args.units))

@@ -135,12 +135,8 @@ def main() -> int:
     topo = Topology(tmp, sink)
     results = []
     try:
-        topo.run("dutyflow", "init")
-        topo.run("dutyflow", "org", "load", str(tmp / "org.yaml"))
-        topo.run("prefect", "work-pool", "create", "dutyflow", "--type", "process")
-        topo.run("prefect", "--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml")
-        for key in ("DUTYFLOW_DATABASE_URL", "DUTYFLOW_POLICY", "DUTYFLOW_HOME", "PREFECT_API_URL",
-                    "DUTYFLOW_SERVICE_TOKEN", "PREFECT_API_AUTH_STRING"):
+        topo.install()
+        for key in Topology.CLIENT_KEYS:
             os.environ[key] = topo.env[key]  # this process is a client of the same installation
         bin_dir = Path(sys.executable).parent
         for command, label in (

@@ -1,4 +1,5 @@
-"""Runs served by ``dutyflow serve`` start from a preloaded interpreter.
+"""Runs served by ``dutyflow serve`` (and taken by ``dutyflow worker``: ``deployments/worker.py``)
+start from a preloaded interpreter.
 
 ``prefect.serve`` starts every run of a deployment with ``python -m prefect.engine``: a fresh
 interpreter that imports Prefect (≈1.5 s), then loads the flow from its entrypoint (≈1 s)
@@ -7,7 +8,8 @@ before the run begins, and an operator who submits a form waits for that every t
 - the runner is told which flow object serves each deployment (what ``Runner.add_flow``
   does), so it starts runs by Prefect's direct path, ``run_flow_in_subprocess``;
 - that path starts its process from a ``forkserver`` which has imported Prefect, every flow
-  and the libraries once: each run is a fork of it, a process of its own, in milliseconds.
+  and the libraries once and compiled the templates (``deployments/preload.py``): each run is
+  a fork of it, a process of its own, in milliseconds.
 
 Everything else (environment, settings, control channel, cancellation) is Prefect's code.
 """

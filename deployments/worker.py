@@ -1,8 +1,8 @@
 """``dutyflow worker --pool dutyflow``: a process worker whose runs start from a preloaded process.
 
 Prefect's process worker starts every flow run as ``python -m prefect.engine``: a fresh
-interpreter that imports Prefect and loads the flow from its entrypoint, about 4 CPU-s
-before the run's first step. This worker is Prefect's own (the same pool, polling,
+interpreter that imports Prefect and loads the flow from its entrypoint, about 5 CPU-s
+and 6 s before the run's first step (``benchmarks/bench_worker.py``). This worker is Prefect's own (the same pool, polling,
 heartbeats, cancellation, crash reporting — ``prefect.workers.process.ProcessWorker``); it
 only starts each run the way ``dutyflow serve`` does: the flow is taken from our registry
 (``flows/registry.py``, by the run's flow name) and the run is a fork of the fork server that

@@ -139,6 +139,17 @@ class Topology:
         assert proc.returncode == 0, f"{args}: {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
         return proc
 
+    #: What a client of this installation (this test, a benchmark) takes from its environment.
+    CLIENT_KEYS = ("DUTYFLOW_DATABASE_URL", "DUTYFLOW_POLICY", "DUTYFLOW_HOME", "PREFECT_API_URL",
+                   "DUTYFLOW_SERVICE_TOKEN", "PREFECT_API_AUTH_STRING")
+
+    def install(self) -> None:
+        """The README's once-only steps: schema, organisation, work pool, deployments."""
+        self.run("dutyflow", "init")
+        self.run("dutyflow", "org", "load", str(self.tmp / "org.yaml"))
+        self.run("prefect", "work-pool", "create", "dutyflow", "--type", "process")
+        self.run("prefect", "--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml")
+
     def start_worker(self, name: str) -> None:
         self.workers[name] = subprocess.Popen(
             [str(BIN / "dutyflow"), "worker", "--pool", "dutyflow", "--name", name, "--limit", "4"],
@@ -163,12 +174,8 @@ def topology(tmp_path, monkeypatch):
     sink = Sink()
     topo = Topology(tmp_path, sink)
     try:
-        topo.run("dutyflow", "init")
-        topo.run("dutyflow", "org", "load", str(tmp_path / "org.yaml"))
-        topo.run("prefect", "work-pool", "create", "dutyflow", "--type", "process")
-        topo.run("prefect", "--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml")
-        for key in ("DUTYFLOW_DATABASE_URL", "DUTYFLOW_POLICY", "DUTYFLOW_HOME", "PREFECT_API_URL",
-                    "DUTYFLOW_SERVICE_TOKEN", "PREFECT_API_AUTH_STRING"):
+        topo.install()
+        for key in Topology.CLIENT_KEYS:
             monkeypatch.setenv(key, topo.env[key])  # this process reads the same databases
         monkeypatch.delenv("DUTYFLOW_NOW", raising=False)
         yield topo
