@@ -8,7 +8,7 @@ before the run begins, and an operator who submits a form waits for that every t
 - the runner is told which flow object serves each deployment (what ``Runner.add_flow``
   does), so it starts runs by Prefect's direct path, ``run_flow_in_subprocess``;
 - that path starts its process from a ``forkserver`` which has imported Prefect, every flow
-  and the libraries once and compiled the templates (``deployments/preload.py``): each run is
+  and what a run uses once and compiled the templates (``deployments/preload.py``): each run is
   a fork of it, a process of its own, in milliseconds.
 
 Everything else (environment, settings, control channel, cancellation) is Prefect's code.

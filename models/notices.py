@@ -442,11 +442,11 @@ class Copies:
         self.numbers = {p: i + 1 for i, p in enumerate(dict.fromkeys(notice.recipients or []))}
         lh = (notice.context or {}).get("letterhead")
         self.numbered = bool(self.numbers) and isinstance(lh, dict)
-        self.whole = len((notice.text or "").rstrip("\n"))
-        cut = max_chars is not None and self.whole > max_chars
+        whole = len((notice.text or "").rstrip("\n"))
+        cut = max_chars is not None and whole > max_chars
 
         def bounded(html: str, text: str) -> tuple[str, str]:
-            return ("", _excerpt(text, max_chars, self.whole, notice)) if cut else (html, text)
+            return ("", _excerpt(text, max_chars, whole, notice)) if cut else (html, text)
 
         self.plain = bounded(notice.html or "", notice.text or "")
         if self.numbered:
